@@ -1,0 +1,168 @@
+"""The app factory: settings, then resources, then blueprints. Nothing is bound at import."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask, Response, g, request
+from werkzeug.exceptions import HTTPException
+
+from service import api, health, logs, metrics, migrate
+from service.config import Settings, load_settings
+from service.errors import CommentmodError, RateLimited
+from service.model import ModelHolder
+from service.registry import Registry
+from service.resources import EXTENSION, Resources
+from service.store import Store, engine_for
+
+log = logging.getLogger(__name__)
+
+HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+}
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+}
+
+
+def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
+    """Build the app. ``config`` overrides settings (a mapping) or replaces them."""
+    settings = config if isinstance(config, Settings) else load_settings(config)
+    logs.configure(settings.log_level)
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        MAX_CONTENT_LENGTH=settings.max_request_bytes,
+        TESTING=settings.env == "testing",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.production,
+    )
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    init_resources(app, settings)
+    register_error_handlers(app)
+    register_hooks(app)
+    app.register_blueprint(health.bp)
+    app.register_blueprint(api.bp)
+    return app
+
+
+def init_resources(app: Flask, settings: Settings) -> Resources:
+    store = Store(engine_for(settings.resolved_database_url))
+    if not settings.production:
+        migrate.upgrade(store.engine)  # single-machine default: keep the schema current
+    models = ModelHolder(Registry(settings.model_dir), "spam", settings.reload_interval_seconds)
+    models.maybe_reload(force=True)
+    models.on_swap.append(_model_metric("spam"))
+    res = Resources(settings=settings, store=store, models=models)
+    app.extensions[EXTENSION] = res
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        after_fork(app)  # no gunicorn master: this process is the worker
+    return res
+
+
+def after_fork(app: Flask) -> None:
+    """Per-worker set-up after gunicorn forks the preloaded app.
+
+    Database connections opened in the master must not be shared with the
+    workers, and per-process metrics start empty.
+    """
+    res: Resources = app.extensions[EXTENSION]
+    res.store.engine.dispose(close=False)
+    for hook in res.extras.get("after_fork", []):
+        hook()
+    if res.models.loaded:
+        metrics.MODEL_INFO.labels("spam", res.models.scorer().version).set(1)
+
+
+def _model_metric(family: str) -> Any:
+    def swap(version: str, previous: str | None) -> None:
+        if previous:
+            metrics.MODEL_INFO.labels(family, previous).set(0)
+        metrics.MODEL_INFO.labels(family, version).set(1)
+
+    return swap
+
+
+def error_response(exc: CommentmodError) -> Response:
+    from flask import current_app
+
+    response = current_app.response_class(
+        current_app.json.dumps(exc.to_dict()), status=exc.status, mimetype="application/json"
+    )
+    if isinstance(exc, RateLimited):
+        response.headers["Retry-After"] = str(exc.retry_after)
+    return response
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(CommentmodError)
+    def _domain(exc: CommentmodError) -> Response:
+        if exc.status >= 500:
+            log.error("request.failed", extra={"code": exc.code, "error": exc.message})
+        return error_response(exc)
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException) -> Response:
+        status = exc.code or 500
+        err = CommentmodError(exc.description or exc.name)
+        body = {"error": {"code": HTTP_CODES.get(status, "http_error"), "message": err.message}}
+        response = app.response_class(
+            app.json.dumps(body), status=status, mimetype="application/json"
+        )
+        for key, value in exc.get_headers():
+            if key.lower() in {"allow", "retry-after"}:
+                response.headers[key] = value
+        return response
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> Response:
+        log.exception("request.crashed", extra={"path": request.path})
+        body = {
+            "error": {
+                "code": "internal_error",
+                "message": "internal error; the server log has the details",
+            }
+        }
+        return app.response_class(app.json.dumps(body), status=500, mimetype="application/json")
+
+
+def register_hooks(app: Flask) -> None:
+    @app.before_request
+    def _start() -> None:
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def _finish(response: Response) -> Response:
+        for key, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(key, value)
+        endpoint = request.endpoint or "unknown"
+        elapsed = time.perf_counter() - g.get("started", time.perf_counter())
+        metrics.REQUESTS.labels(endpoint, str(response.status_code)).inc()
+        metrics.LATENCY.labels(endpoint).observe(elapsed)
+        if response.status_code >= 400 or log.isEnabledFor(logging.DEBUG):
+            log.info(
+                "request",
+                extra={
+                    "method": request.method,
+                    "path": request.path,
+                    "endpoint": endpoint,
+                    "status": response.status_code,
+                    "ms": round(elapsed * 1000, 3),
+                },
+            )
+        return response

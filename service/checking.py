@@ -1,0 +1,78 @@
+"""The check flow shared by the JSON API and the wire-compatible endpoints:
+score, record, count. Storage failures never cost a site its verdict.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from service import metrics
+from service.comments import comment_fields
+from service.errors import StorageError
+from service.resources import Resources
+from service.scoring import Outcome, score_comments
+from service.store import CheckRecord, new_guid
+from training.features import Comment
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CheckResult:
+    guid: str
+    outcome: Outcome
+    cached: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.outcome.to_dict(), "guid": self.guid, "cached": self.cached}
+
+
+def check_comments(
+    res: Resources,
+    comments: list[Comment],
+    *,
+    site_id: int | None,
+    source: str,
+    is_test: bool = False,
+    store: bool = True,
+) -> list[CheckResult]:
+    """Score ``comments`` and record each check (unless ``store`` is false)."""
+    scorer = res.models.scorer()
+    outcomes = score_comments(scorer, comments)
+    results = [CheckResult(new_guid(), o) for o in outcomes]
+    for r in results:
+        metrics.VERDICTS.labels(r.outcome.verdict.value, source).inc()
+    if store:
+        records = [
+            CheckRecord(
+                guid=r.guid,
+                site_id=site_id,
+                source=source,
+                content=c.content,
+                fields=comment_fields(c),
+                extra=_extra(c),
+                spam_probability=r.outcome.spam_probability,
+                verdict=r.outcome.verdict.value,
+                discard=r.outcome.discard,
+                reasons=[x.to_dict() for x in r.outcome.reasons],
+                model_version=r.outcome.model_version,
+                is_test=is_test,
+            )
+            for c, r in zip(comments, results, strict=True)
+        ]
+        try:
+            res.store.record_checks(records)
+        except StorageError as exc:
+            metrics.STORE_ERRORS.labels("record_check").inc(len(records))
+            log.warning("store.record_failed", extra={"error": exc.message, "n": len(records)})
+    return results
+
+
+def _extra(c: Comment) -> dict[str, Any]:
+    extra: dict[str, Any] = dict(c.extra)
+    for name in ("honeypot", "user_role", "article_published_at"):
+        if getattr(c, name):
+            extra[name] = getattr(c, name)
+    return extra

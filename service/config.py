@@ -1,0 +1,189 @@
+"""Every setting commentmod reads, in one place.
+
+Settings come from defaults, then from ``COMMENTMOD_*`` environment variables,
+then from an explicit mapping (tests). Each field carries its unit in its name
+or its doc; :func:`load_settings` validates them all at start-up and raises a
+:class:`~service.errors.ConfigurationError` that names the bad variable.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from service.errors import ConfigurationError
+
+PREFIX = "COMMENTMOD_"
+ENVIRONMENTS = ("development", "production", "testing")
+
+
+def _bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(f"expected a boolean (true/false), got {raw!r}")
+
+
+def _setting(default: Any, doc: str, parse: Callable[[str], Any] | None = None) -> Any:
+    return field(default=default, metadata={"doc": doc, "parse": parse})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The service's configuration. Field ``x`` is read from ``COMMENTMOD_X``."""
+
+    # ruff: noqa: RUF009 - _setting() returns a dataclasses.field with docs attached
+
+    env: str = _setting("development", "development, production or testing")
+    model_dir: Path = _setting(Path("models"), "directory of model versions", Path)
+    database_url: str = _setting("", "SQLAlchemy URL; default: SQLite file under data_dir")
+    data_dir: Path = _setting(Path("var"), "where the default SQLite file and secret live", Path)
+    redis_url: str = _setting("", "redis:// or rediss:// URL; empty: in-process cache only")
+    secret_key: str = _setting("", "signs session cookies; required in production")
+    log_level: str = _setting("INFO", "DEBUG, INFO, WARNING or ERROR")
+    require_auth: bool = _setting(
+        False, "JSON API needs a site key (always on in production)", _bool
+    )
+    max_request_bytes: int = _setting(1_048_576, "largest accepted request body, bytes", int)
+    max_content_chars: int = _setting(20_000, "longest comment text, characters", int)
+    max_field_chars: int = _setting(2_000, "longest other comment field, characters", int)
+    batch_max: int = _setting(100, "most comments in one batch request", int)
+    cache_ttl_seconds: int = _setting(3_600, "how long a verdict stays cached", int)
+    cache_local_size: int = _setting(10_000, "in-process verdict cache entries", int)
+    redis_timeout_seconds: float = _setting(0.05, "Redis connect and read timeout", float)
+    redis_retry_after_seconds: float = _setting(
+        2.0, "how long to skip Redis after a failure", float
+    )
+    rate_limit: str = _setting("", "per key/IP limit, e.g. '600/minute'; empty: off")
+    flood_window_seconds: int = _setting(3_600, "window of the flood counters", int)
+    reload_interval_seconds: float = _setting(
+        2.0, "how often a worker checks the current-model pointer", float
+    )
+    retention_days: int = _setting(90, "unlabelled comment bodies older than this are purged", int)
+    bootstrap_data: Path | None = _setting(
+        None, "data trained on when no model exists (default: shipped YouTube set)", Path
+    )
+
+    @property
+    def production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def auth_required(self) -> bool:
+        return self.production or self.require_auth
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'commentmod.sqlite3').resolve()}"
+
+    def as_public_dict(self) -> dict[str, Any]:
+        """Settings with secrets masked, for logs and ``commentmod config``."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in {"secret_key"} and value:
+                value = "***"
+            if f.name in {"database_url", "redis_url"} and value:
+                value = _mask_url(str(value))
+            out[f.name] = str(value) if isinstance(value, Path) else value
+        return out
+
+
+def _mask_url(url: str) -> str:
+    if "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    creds, host = rest.rsplit("@", 1)
+    user = creds.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}"
+
+
+def describe() -> list[tuple[str, str, str]]:
+    """(variable, default, doc) for every setting: the README table's source."""
+    rows = []
+    for f in fields(Settings):
+        rows.append((PREFIX + f.name.upper(), repr(f.default), f.metadata["doc"]))
+    return rows
+
+
+def load_settings(
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Defaults, then environment, then ``overrides``; validated."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for f in fields(Settings):
+        name = PREFIX + f.name.upper()
+        if name in environ:
+            parse = f.metadata["parse"] or str
+            try:
+                values[f.name] = parse(environ[name])
+            except ValueError as exc:
+                raise ConfigurationError(f"{name}={environ[name]!r} is invalid: {exc}") from exc
+    for key, value in (overrides or {}).items():
+        if key not in {f.name for f in fields(Settings)}:
+            raise ConfigurationError(f"unknown setting {key!r}")
+        values[key] = value
+    settings = Settings(**values)
+    _validate(settings)
+    return _with_secret(settings)
+
+
+def _validate(s: Settings) -> None:
+    if s.env not in ENVIRONMENTS:
+        raise ConfigurationError(f"{PREFIX}ENV={s.env!r}: expected one of {ENVIRONMENTS}")
+    positive = (
+        "max_request_bytes",
+        "max_content_chars",
+        "max_field_chars",
+        "batch_max",
+        "cache_local_size",
+        "flood_window_seconds",
+        "retention_days",
+    )
+    for name in positive:
+        if getattr(s, name) <= 0:
+            raise ConfigurationError(f"{PREFIX}{name.upper()} must be positive")
+    if s.cache_ttl_seconds < 0:
+        raise ConfigurationError(f"{PREFIX}CACHE_TTL_SECONDS must be 0 or more")
+    if not 0 < s.redis_timeout_seconds <= 5:
+        raise ConfigurationError(f"{PREFIX}REDIS_TIMEOUT_SECONDS must be in (0, 5]")
+    if s.redis_url and not s.redis_url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigurationError(
+            f"{PREFIX}REDIS_URL must start with redis://, rediss:// or unix://"
+        )
+    if s.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+        raise ConfigurationError(f"{PREFIX}LOG_LEVEL={s.log_level!r} is not a log level")
+    if s.production and not s.secret_key:
+        raise ConfigurationError(f"{PREFIX}SECRET_KEY is required when {PREFIX}ENV=production")
+    if s.production and not s.database_url:
+        raise ConfigurationError(
+            f"{PREFIX}DATABASE_URL is required when {PREFIX}ENV=production "
+            "(SQLite is the single-machine default only)"
+        )
+
+
+def _with_secret(s: Settings) -> Settings:
+    """Outside production, keep a generated secret in data_dir across restarts."""
+    if s.secret_key:
+        return s
+    path = s.data_dir / "secret_key"
+    try:
+        s.data_dir.mkdir(parents=True, exist_ok=True)
+        if not path.exists():
+            path.write_text(secrets.token_hex(32))
+            path.chmod(0o600)
+        key = path.read_text().strip()
+    except OSError as exc:
+        raise ConfigurationError(f"cannot keep a secret key in {path}: {exc}") from exc
+    return dataclasses.replace(s, secret_key=key)

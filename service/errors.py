@@ -1,0 +1,120 @@
+"""One exception hierarchy for the project, each error knowing its HTTP form.
+
+Domain code raises these; :func:`register_error_handlers` maps them (and
+Werkzeug's own HTTP errors) to ``{"error": {"code", "message"}}`` once. Blueprints
+that speak another wire protocol (Akismet, Perspective) register their own
+handler for :class:`CommentmodError` and render the same exceptions their way.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class CommentmodError(Exception):
+    """Base of every error commentmod raises on purpose."""
+
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "internal_error"
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+    def to_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.field is not None:
+            body["field"] = self.field
+        return {"error": body}
+
+
+class ConfigurationError(CommentmodError):
+    """A setting is missing or invalid; raised at start-up."""
+
+    code = "configuration_error"
+
+
+class BadRequest(CommentmodError):
+    status = 400
+    code = "bad_request"
+
+
+class InvalidJSON(BadRequest):
+    code = "invalid_json"
+
+
+class InvalidEncoding(BadRequest):
+    code = "invalid_encoding"
+
+
+class ValidationError(BadRequest):
+    """A field is missing, of the wrong type or out of range."""
+
+    code = "invalid_field"
+
+
+class UnsupportedMediaType(CommentmodError):
+    status = 415
+    code = "unsupported_media_type"
+
+
+class PayloadTooLarge(CommentmodError):
+    status = 413
+    code = "payload_too_large"
+
+
+class BatchTooLarge(PayloadTooLarge):
+    code = "batch_too_large"
+
+
+class AuthenticationError(CommentmodError):
+    status = 401
+    code = "unauthorized"
+
+
+class PermissionDenied(CommentmodError):
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(CommentmodError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(CommentmodError):
+    status = 409
+    code = "conflict"
+
+
+class RateLimited(CommentmodError):
+    status = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ServiceUnavailable(CommentmodError):
+    status = 503
+    code = "unavailable"
+
+
+class ModelError(ServiceUnavailable):
+    """A model could not be loaded, verified or used."""
+
+    code = "model_unavailable"
+
+
+class ModelIntegrityError(ModelError):
+    """Checksum, library version or path check failed: the file is not trusted."""
+
+    code = "model_integrity"
+
+
+class StorageError(ServiceUnavailable):
+    """The database could not commit: the write was not acknowledged."""
+
+    code = "storage_unavailable"

@@ -1,0 +1,42 @@
+"""Production gunicorn settings; ``commentmod serve`` and the Dockerfile use this file.
+
+Sync workers, two per core: scoring is CPU-bound and threads would fight over
+the GIL (docs/performance.md). The app is preloaded in the master so the model
+is shared copy-on-write by the workers.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from typing import Any
+
+bind = os.environ.get("COMMENTMOD_BIND", "127.0.0.1:8000")
+workers = int(os.environ.get("COMMENTMOD_WORKERS", str(2 * multiprocessing.cpu_count())))
+worker_class = "sync"
+preload_app = True
+timeout = int(os.environ.get("COMMENTMOD_WORKER_TIMEOUT", "30"))
+graceful_timeout = 20
+keepalive = 5
+backlog = int(os.environ.get("COMMENTMOD_BACKLOG", "256"))  # bounded queue past saturation
+max_requests = int(os.environ.get("COMMENTMOD_MAX_REQUESTS", "0"))
+max_requests_jitter = 100
+limit_request_line = 8190
+limit_request_fields = 200  # WordPress sends many HTTP_* fields as headers too
+accesslog = None
+errorlog = "-"
+loglevel = os.environ.get("COMMENTMOD_LOG_LEVEL", "info").lower()
+control_socket_disable = True
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    from service.metrics import mark_worker_dead
+
+    mark_worker_dead(worker.pid)
+
+
+def post_fork(server: Any, worker: Any) -> None:
+    from service.app import after_fork
+    from service.wsgi import app
+
+    after_fork(app)

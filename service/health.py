@@ -1,0 +1,44 @@
+"""Liveness, readiness and metrics endpoints for ops."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify
+
+from service import metrics
+from service.errors import CommentmodError
+from service.resources import resources
+
+bp = Blueprint("health", __name__)
+
+
+@bp.get("/healthz")
+def healthz() -> Response:
+    """The process is alive and answering."""
+    return jsonify(status="ok")
+
+
+@bp.get("/readyz")
+def readyz() -> tuple[Response, int]:
+    """Ready to score: a model is loaded and the database answers."""
+    res = resources()
+    checks: dict[str, dict[str, object]] = {}
+    try:
+        scorer = res.models.scorer()
+        checks["model"] = {"ok": True, "version": scorer.version}
+    except CommentmodError as exc:
+        checks["model"] = {"ok": False, "error": exc.message}
+    try:
+        res.store.ping()
+        checks["storage"] = {"ok": True}
+    except CommentmodError as exc:
+        checks["storage"] = {"ok": False, "error": exc.message}
+    for name, probe in res.extras.get("readiness", {}).items():
+        checks[name] = probe()
+    ready = all(bool(c.get("ok")) for c in checks.values() if c.get("required", True))
+    return jsonify(status="ready" if ready else "not ready", checks=checks), 200 if ready else 503
+
+
+@bp.get("/metrics")
+def metrics_page() -> Response:
+    body, content_type = metrics.render()
+    return Response(body, content_type=content_type)

@@ -1,0 +1,239 @@
+"""Model versions on disk: save, verify, load, and the current-version pointer.
+
+Layout under the model directory::
+
+    models/<version>/model.joblib      the scikit-learn Pipeline
+    models/<version>/metadata.json     data, code and library versions, metrics,
+                                       thresholds, sha256 of model.joblib
+    models/current.json                {"spam": "<version>", ...}, replaced atomically
+    models/history.jsonl               one line per promote/rollback
+
+joblib files are code: only files inside the model directory whose sha256
+matches their metadata, written by the same scikit-learn version, are loaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import joblib
+
+from service.errors import ModelError, ModelIntegrityError, NotFound
+
+ARTIFACT = "model.joblib"
+METADATA = "metadata.json"
+POINTER = "current.json"
+HISTORY = "history.jsonl"
+VERSION_RE = re.compile(r"^[a-z][a-z0-9-]{0,40}-\d{8}T\d{6}Z-[0-9a-f]{8}$")
+# Libraries whose exact version a pickled Pipeline depends on.
+PINNED_LIBRARIES = ("scikit-learn", "numpy", "scipy", "joblib")
+
+
+def library_versions() -> dict[str, str]:
+    import numpy
+    import scipy
+    import sklearn
+
+    return {
+        "scikit-learn": sklearn.__version__,
+        "numpy": numpy.__version__,
+        "scipy": scipy.__version__,
+        "joblib": joblib.__version__,
+    }
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that a reader sees the old or the new file, never half."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A verified pipeline with its metadata."""
+
+    version: str
+    family: str
+    pipeline: Any
+    metadata: dict[str, Any]
+
+    @property
+    def thresholds(self) -> dict[str, float]:
+        return dict(self.metadata["thresholds"])
+
+
+class Registry:
+    """The model directory. Every path it opens is checked to lie inside it."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root).resolve()
+
+    # --- paths -------------------------------------------------------------
+    def version_dir(self, version: str) -> Path:
+        if not VERSION_RE.match(version):
+            raise ModelIntegrityError(f"{version!r} is not a model version name")
+        path = (self.root / version).resolve()
+        if path.parent != self.root:
+            raise ModelIntegrityError(f"model {version!r} is outside {self.root}")
+        return path
+
+    # --- writing -----------------------------------------------------------
+    def save(self, pipeline: Any, metadata: dict[str, Any], family: str = "spam") -> str:
+        """Write a new version; returns its name. Never touches the current pointer."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        tmp_dir = Path(tempfile.mkdtemp(dir=self.root, prefix=".incoming-"))
+        try:
+            joblib.dump(pipeline, tmp_dir / ARTIFACT, compress=3)
+            digest = sha256_file(tmp_dir / ARTIFACT)
+            version = f"{family}-{stamp}-{digest[:8]}"
+            meta = {
+                **metadata,
+                "version": version,
+                "family": family,
+                "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "artifact": ARTIFACT,
+                "sha256": digest,
+                "libraries": library_versions(),
+            }
+            (tmp_dir / METADATA).write_text(json.dumps(meta, indent=2, sort_keys=True))
+            os.replace(tmp_dir, self.version_dir(version))
+        except BaseException:
+            for p in tmp_dir.glob("*"):
+                p.unlink(missing_ok=True)
+            tmp_dir.rmdir()
+            raise
+        return version
+
+    # --- reading -----------------------------------------------------------
+    def metadata(self, version: str) -> dict[str, Any]:
+        path = self.version_dir(version) / METADATA
+        if not path.is_file():
+            raise NotFound(f"no model {version!r} in {self.root}")
+        try:
+            meta: dict[str, Any] = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise ModelIntegrityError(f"metadata of {version!r} is unreadable: {exc}") from exc
+        return meta
+
+    def versions(self, family: str | None = None) -> list[dict[str, Any]]:
+        """Metadata of every saved version, oldest first."""
+        if not self.root.is_dir():
+            return []
+        out = []
+        for child in sorted(self.root.iterdir()):
+            if child.is_dir() and VERSION_RE.match(child.name) and (child / METADATA).is_file():
+                try:
+                    meta = self.metadata(child.name)
+                except ModelError:
+                    continue
+                if family is None or meta.get("family") == family:
+                    out.append(meta)
+        return sorted(out, key=lambda m: str(m.get("created_at", "")))
+
+    def verify(self, version: str) -> dict[str, Any]:
+        """Check checksum and library versions; return the metadata."""
+        meta = self.metadata(version)
+        artifact = self.version_dir(version) / ARTIFACT
+        if not artifact.is_file():
+            raise ModelIntegrityError(f"model {version!r} has no {ARTIFACT}")
+        actual = sha256_file(artifact)
+        if actual != meta.get("sha256"):
+            raise ModelIntegrityError(
+                f"model {version!r}: sha256 of {ARTIFACT} is {actual[:12]}…, "
+                f"metadata says {str(meta.get('sha256'))[:12]}… (file changed or corrupt)"
+            )
+        saved = meta.get("libraries", {})
+        current = library_versions()
+        for lib in PINNED_LIBRARIES:
+            if lib == "scikit-learn" and saved.get(lib) != current[lib]:
+                raise ModelIntegrityError(
+                    f"model {version!r} was trained with scikit-learn {saved.get(lib)}, "
+                    f"this process runs {current[lib]}: retrain it"
+                )
+        return meta
+
+    def load(self, version: str) -> LoadedModel:
+        """Verify and unpickle a version. Raises :class:`ModelError`."""
+        meta = self.verify(version)
+        try:
+            pipeline = joblib.load(self.version_dir(version) / ARTIFACT)
+        except Exception as exc:  # any unpickling failure means "not loadable"
+            raise ModelIntegrityError(f"model {version!r} failed to unpickle: {exc}") from exc
+        return LoadedModel(version, str(meta.get("family", "spam")), pipeline, meta)
+
+    # --- the current pointer -----------------------------------------------
+    def pointer_path(self) -> Path:
+        return self.root / POINTER
+
+    def pointers(self) -> dict[str, str]:
+        try:
+            data = json.loads(self.pointer_path().read_text())
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:
+            raise ModelIntegrityError(f"{self.pointer_path()} is unreadable: {exc}") from exc
+        return {str(k): str(v) for k, v in data.items()}
+
+    def current(self, family: str = "spam") -> str | None:
+        return self.pointers().get(family)
+
+    def set_current(self, version: str, *, action: str = "promote", actor: str = "cli") -> None:
+        """Point ``family`` at ``version`` atomically and append to the history."""
+        meta = self.verify(version)
+        family = str(meta.get("family", "spam"))
+        pointers = self.pointers()
+        previous = pointers.get(family)
+        pointers[family] = version
+        self.root.mkdir(parents=True, exist_ok=True)
+        _atomic_write(self.pointer_path(), json.dumps(pointers, indent=2, sort_keys=True))
+        event = {
+            "at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "action": action,
+            "family": family,
+            "version": version,
+            "previous": previous,
+            "actor": actor,
+        }
+        with (self.root / HISTORY).open("a") as fh:
+            fh.write(json.dumps(event) + "\n")
+
+    def history(self) -> list[dict[str, Any]]:
+        path = self.root / HISTORY
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+    def rollback(self, family: str = "spam", actor: str = "cli") -> str:
+        """Point ``family`` back at the version that served before the current one."""
+        current = self.current(family)
+        events = [e for e in self.history() if e["family"] == family and e["version"] == current]
+        if not events or not events[-1].get("previous"):
+            raise NotFound(f"no earlier {family} model to roll back to")
+        previous = str(events[-1]["previous"])
+        self.set_current(previous, action="rollback", actor=actor)
+        return previous

@@ -1,0 +1,1 @@
+"""Data, features, training and evaluation. Never imports Flask."""

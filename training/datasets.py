@@ -1,0 +1,201 @@
+"""Readers for the labelled corpora, de-duplication, and leak-free splits.
+
+Formats, chosen by :func:`read_dataset` from the file:
+
+- YouTube Spam Collection CSV (``COMMENT_ID,AUTHOR,DATE,CONTENT,CLASS``). Only
+  ``CONTENT`` and ``CLASS`` are read: ``DATE`` and ``COMMENT_ID`` leak the label.
+  The video (file stem) becomes the example's group.
+- SMS Spam Collection TSV (``label<TAB>text``).
+- Generic CSV or JSONL with ``content`` and ``label`` (``spam``/``ham``, or 1/0)
+  and optionally any other :class:`~training.features.Comment` field and ``group``.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from training.features import COMMENT_FIELDS, Comment, dedup_key
+
+SHIPPED_DATA = Path(__file__).parent / "data"
+YOUTUBE_DIR = SHIPPED_DATA / "youtube-spam-collection"
+YOUTUBE_HEADER = ["COMMENT_ID", "AUTHOR", "DATE", "CONTENT", "CLASS"]
+
+
+class DatasetError(ValueError):
+    """A data file could not be read; the message names the file and line."""
+
+
+@dataclass(frozen=True)
+class Example:
+    comment: Comment
+    label: int  # 1 spam, 0 ham
+    source: str  # where it came from: file name or "labels"
+    group: str = ""  # video, site...: the unit leave-one-group-out holds out
+
+    @property
+    def key(self) -> str:
+        return dedup_key(self.comment.content)
+
+
+def _label(raw: Any, where: str) -> int:
+    value = str(raw).strip().lower()
+    if value in {"spam", "1", "true"}:
+        return 1
+    if value in {"ham", "0", "false"}:
+        return 0
+    raise DatasetError(f"{where}: label {raw!r} is neither spam nor ham")
+
+
+def read_youtube(path: Path) -> list[Example]:
+    with path.open(newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        if reader.fieldnames != YOUTUBE_HEADER:
+            raise DatasetError(f"{path}: not a YouTube Spam Collection file")
+        return [
+            Example(
+                Comment(content=row["CONTENT"]),
+                _label(row["CLASS"], f"{path}:{i}"),
+                path.name,
+                group=path.stem,
+            )
+            for i, row in enumerate(reader, start=2)
+        ]
+
+
+def read_sms(path: Path) -> list[Example]:
+    out = []
+    with path.open(encoding="utf-8") as fh:
+        for i, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            label, sep, text = line.rstrip("\n").partition("\t")
+            if not sep:
+                raise DatasetError(f"{path}:{i}: expected 'label<TAB>text'")
+            out.append(
+                Example(Comment(content=text), _label(label, f"{path}:{i}"), path.name, group="sms")
+            )
+    return out
+
+
+def _from_record(row: dict[str, Any], where: str, source: str) -> Example:
+    content = row.get("content")
+    if not isinstance(content, str) or not content.strip():
+        raise DatasetError(f"{where}: 'content' is missing or empty")
+    if "label" not in row:
+        raise DatasetError(f"{where}: 'label' is missing")
+    fields: dict[str, Any] = {
+        k: str(v) for k, v in row.items() if k in COMMENT_FIELDS and v not in (None, "")
+    }
+    return Example(
+        Comment(**fields), _label(row["label"], where), source, group=str(row.get("group") or "")
+    )
+
+
+def read_generic_csv(path: Path) -> list[Example]:
+    with path.open(newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        if not reader.fieldnames or not {"content", "label"} <= set(reader.fieldnames):
+            raise DatasetError(f"{path}: a CSV needs 'content' and 'label' columns")
+        return [_from_record(row, f"{path}:{i}", path.name) for i, row in enumerate(reader, 2)]
+
+
+def read_jsonl(path: Path) -> list[Example]:
+    out = []
+    with path.open(encoding="utf-8") as fh:
+        for i, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except ValueError as exc:
+                raise DatasetError(f"{path}:{i}: not JSON: {exc}") from exc
+            if not isinstance(row, dict):
+                raise DatasetError(f"{path}:{i}: expected a JSON object")
+            out.append(_from_record(row, f"{path}:{i}", path.name))
+    return out
+
+
+def read_dataset(path: Path) -> list[Example]:
+    """Read one file or every YouTube CSV of a directory, sniffing the format."""
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(path.glob("*.csv"))
+        if not files:
+            raise DatasetError(f"{path}: no CSV files")
+        return [ex for f in files for ex in read_dataset(f)]
+    if not path.is_file():
+        raise DatasetError(f"{path}: no such file")
+    try:
+        with path.open(encoding="utf-8") as fh:
+            first = fh.readline()
+        if path.suffix == ".jsonl" or first.lstrip().startswith("{"):
+            return read_jsonl(path)
+        if first.startswith("COMMENT_ID,"):
+            return read_youtube(path)
+        if first.split("\t", 1)[0] in {"ham", "spam"}:
+            return read_sms(path)
+        return read_generic_csv(path)
+    except UnicodeDecodeError as exc:
+        raise DatasetError(f"{path}: not UTF-8 ({exc})") from exc
+
+
+def shipped_youtube() -> list[Example]:
+    return read_dataset(YOUTUBE_DIR)
+
+
+def deduplicate(examples: Iterable[Example]) -> tuple[list[Example], int]:
+    """Fold examples with the same normalised text; the majority label wins (spam on ties).
+
+    Returns the kept examples and how many were folded away.
+    """
+    groups: dict[str, list[Example]] = {}
+    for ex in examples:
+        groups.setdefault(ex.key, []).append(ex)
+    kept = []
+    for members in groups.values():
+        spam = sum(ex.label for ex in members)
+        label = 1 if spam * 2 >= len(members) else 0
+        kept.append(replace(members[0], label=label))
+    folded = sum(len(m) for m in groups.values()) - len(kept)
+    return kept, folded
+
+
+def holdout_split(
+    examples: Sequence[Example], fraction: float = 0.2, salt: str = "commentmod"
+) -> tuple[list[Example], list[Example]]:
+    """Deterministic split by a hash of the normalised text: a text and its
+    duplicates always land on the same side, and the split is stable across runs."""
+    train: list[Example] = []
+    test: list[Example] = []
+    for ex in examples:
+        h = int(hashlib.sha256(f"{salt}:{ex.key}".encode()).hexdigest()[:8], 16)
+        (test if h / 0xFFFFFFFF < fraction else train).append(ex)
+    return train, test
+
+
+def group_folds(examples: Sequence[Example]) -> Iterator[tuple[str, list[Example], list[Example]]]:
+    """Leave-one-group-out folds (for YouTube: leave one video out).
+
+    A text that also appears in the held-out group is dropped from training, so
+    no duplicate crosses the split.
+    """
+    groups = sorted({ex.group for ex in examples})
+    for held in groups:
+        test = [ex for ex in examples if ex.group == held]
+        test_keys = {ex.key for ex in test}
+        train = [ex for ex in examples if ex.group != held and ex.key not in test_keys]
+        yield held, train, test
+
+
+def data_fingerprint(examples: Sequence[Example]) -> str:
+    """sha256 over the sorted (text, label) pairs: names the training data exactly."""
+    digest = hashlib.sha256()
+    for key, label in sorted((ex.key, ex.label) for ex in examples):
+        digest.update(f"{label}\t{key}\n".encode())
+    return digest.hexdigest()

@@ -1,0 +1,157 @@
+"""Build, fit, evaluate and save the spam model.
+
+One scikit-learn Pipeline (:class:`~training.features.CommentFeatures` then a
+logistic regression) is fitted on the training side of a duplicate-free split,
+evaluated on the held-out side, given thresholds chosen on that side, then
+refitted on all the data and saved with its metadata.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import Any
+
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+
+from service.registry import Registry
+from training.datasets import (
+    Example,
+    data_fingerprint,
+    deduplicate,
+    holdout_split,
+    read_dataset,
+    shipped_youtube,
+)
+from training.evaluate import choose_thresholds, metrics
+from training.features import CommentFeatures
+
+DEFAULT_PARAMS: dict[str, Any] = {"C": 20.0}
+
+
+def build_pipeline(params: dict[str, Any] | None = None) -> Pipeline:
+    p = {**DEFAULT_PARAMS, **(params or {})}
+    return Pipeline(
+        [
+            ("features", CommentFeatures()),
+            (
+                "clf",
+                LogisticRegression(
+                    C=p["C"], class_weight="balanced", max_iter=2000, solver="liblinear"
+                ),
+            ),
+        ]
+    )
+
+
+def fit_predict(
+    train: Sequence[Example], test: Sequence[Example], params: dict[str, Any] | None = None
+) -> list[float]:
+    pipe = build_pipeline(params)
+    pipe.fit([e.comment for e in train], [e.label for e in train])
+    return [float(p) for p in pipe.predict_proba([e.comment for e in test])[:, 1]]
+
+
+def code_version() -> str:
+    try:
+        version = importlib_metadata.version("commentmod")
+    except importlib_metadata.PackageNotFoundError:
+        version = "0+unknown"
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],  # noqa: S607
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+            cwd=Path(__file__).resolve().parent,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    return f"{version}+g{commit}" if commit else version
+
+
+@dataclass
+class TrainResult:
+    version: str
+    metrics: dict[str, Any]
+    thresholds: dict[str, float]
+    sources: dict[str, int]
+    n_examples: int
+    folded_duplicates: int
+    promoted: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "metrics": self.metrics,
+            "thresholds": self.thresholds,
+            "sources": self.sources,
+            "examples": self.n_examples,
+            "folded_duplicates": self.folded_duplicates,
+            "promoted": self.promoted,
+            **self.extra,
+        }
+
+
+def train_model(
+    examples: Sequence[Example],
+    registry: Registry,
+    *,
+    data_description: list[str],
+    params: dict[str, Any] | None = None,
+    holdout: float = 0.2,
+) -> TrainResult:
+    """Fit, evaluate on a held-out split no duplicate crosses, refit on all, save."""
+    unique, folded = deduplicate(examples)
+    if len({e.label for e in unique}) < 2:
+        raise ValueError("training data needs both spam and ham examples")
+    train, test = holdout_split(unique, holdout)
+    probs = fit_predict(train, test, params)
+    thresholds = choose_thresholds([e.label for e in test], probs)
+    held_out = metrics([e.label for e in test], probs, thresholds["spam"], thresholds["discard"])
+
+    final = build_pipeline(params)
+    final.fit([e.comment for e in unique], [e.label for e in unique])
+    sources = dict(Counter(e.source for e in examples))
+    meta = {
+        "data": {
+            "description": data_description,
+            "sources": sources,
+            "examples": len(unique),
+            "folded_duplicates": folded,
+            "spam": sum(e.label for e in unique),
+            "sha256": data_fingerprint(unique),
+        },
+        "evaluation": {
+            "protocol": f"held-out {holdout:.0%} by hash of normalised text",
+            "train": len(train),
+            "test": len(test),
+            "metrics": held_out,
+        },
+        "params": {**DEFAULT_PARAMS, **(params or {})},
+        "thresholds": thresholds,
+        "code_version": code_version(),
+    }
+    version = registry.save(final, meta, family="spam")
+    return TrainResult(version, held_out, thresholds, sources, len(unique), folded)
+
+
+def load_examples(paths: Sequence[Path]) -> list[Example]:
+    return [ex for path in paths for ex in read_dataset(path)]
+
+
+def bootstrap(registry: Registry, data: Path | None = None) -> TrainResult:
+    """Train and promote a first model from the shipped YouTube Spam Collection."""
+    examples = read_dataset(data) if data else shipped_youtube()
+    description = [str(data)] if data else ["YouTube Spam Collection v1 (shipped, CC BY 4.0)"]
+    result = train_model(examples, registry, data_description=description)
+    registry.set_current(result.version, action="bootstrap", actor="serve")
+    result.promoted = True
+    return result
