@@ -76,3 +76,30 @@ def _extra(c: Comment) -> dict[str, Any]:
         if getattr(c, name):
             extra[name] = getattr(c, name)
     return extra
+
+
+def record_feedback(
+    res: Resources,
+    *,
+    label: str,
+    source: str,
+    actor: str,
+    site_id: int | None,
+    guid: str = "",
+    comment: Comment | None = None,
+    is_test: bool = False,
+) -> tuple[int, int]:
+    """Store a spam/ham label from a site or a moderator, then tell the listeners
+    (the verdict cache drops the comment's cached verdict). Returns (comment id, label id).
+
+    A label that cannot be committed raises StorageError: it is never acknowledged.
+    """
+    content = comment.content if comment is not None else ""
+    fields = comment_fields(comment) if comment is not None else {}
+    comment_id, label_id = res.store.feedback(
+        label=label, source=source, actor=actor, site_id=site_id, guid=guid,
+        content=content, fields=fields, is_test=is_test,
+    )
+    for listener in res.extras.get("on_feedback", []):
+        listener(comment_id, comment)
+    return comment_id, label_id
