@@ -141,12 +141,12 @@ def train(obj: Context, data: tuple[Path, ...], promote: bool, as_json: bool) ->
     from training.datasets import DatasetError, shipped_youtube
     from training.train import load_examples, train_model
 
+    description = [str(p) for p in data] or ["YouTube Spam Collection v1 (shipped)"]
     try:
         examples = load_examples(list(data)) if data else shipped_youtube()
+        result = train_model(examples, obj.registry, data_description=description)
     except DatasetError as exc:
         raise click.ClickException(str(exc)) from exc
-    description = [str(p) for p in data] or ["YouTube Spam Collection v1 (shipped)"]
-    result = train_model(examples, obj.registry, data_description=description)
     if promote:
         obj.registry.set_current(result.version, action="promote")
         result.promoted = True

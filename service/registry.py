@@ -72,6 +72,12 @@ def _atomic_write(path: Path, text: str) -> None:
         raise
 
 
+def _remove_dir(path: Path) -> None:
+    for child in path.glob("*"):
+        child.unlink(missing_ok=True)
+    path.rmdir()
+
+
 @dataclass(frozen=True)
 class LoadedModel:
     """A verified pipeline with its metadata."""
@@ -121,11 +127,13 @@ class Registry:
                 "libraries": library_versions(),
             }
             (tmp_dir / METADATA).write_text(json.dumps(meta, indent=2, sort_keys=True))
-            os.replace(tmp_dir, self.version_dir(version))
+            target = self.version_dir(version)
+            if target.exists():  # the same artifact saved twice within a second
+                _remove_dir(tmp_dir)
+                return version
+            os.replace(tmp_dir, target)
         except BaseException:
-            for p in tmp_dir.glob("*"):
-                p.unlink(missing_ok=True)
-            tmp_dir.rmdir()
+            _remove_dir(tmp_dir)
             raise
         return version
 

@@ -21,6 +21,7 @@ from sklearn.pipeline import Pipeline
 
 from service.registry import Registry
 from training.datasets import (
+    DatasetError,
     Example,
     data_fingerprint,
     deduplicate,
@@ -111,7 +112,7 @@ def train_model(
     """Fit, evaluate on a held-out split no duplicate crosses, refit on all, save."""
     unique, folded = deduplicate(examples)
     if len({e.label for e in unique}) < 2:
-        raise ValueError("training data needs both spam and ham examples")
+        raise DatasetError("training data needs both spam and ham examples")
     train, test = holdout_split(unique, holdout)
     probs = fit_predict(train, test, params)
     thresholds = choose_thresholds([e.label for e in test], probs)

@@ -1,0 +1,125 @@
+"""The commentmod command: train, evaluate, models, db, config."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from service.cli import main
+from service.registry import Registry
+
+
+@pytest.fixture
+def env(tmp_path: Path, model_dir: Path) -> dict[str, str]:
+    return {
+        "COMMENTMOD_MODEL_DIR": str(model_dir),
+        "COMMENTMOD_DATA_DIR": str(tmp_path / "var"),
+        "COMMENTMOD_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.sqlite3'}",
+    }
+
+
+def run(env: dict[str, str], *args: str, input: str | None = None):  # type: ignore[no-untyped-def]
+    return CliRunner().invoke(main, list(args), env=env, input=input, catch_exceptions=False)
+
+
+def small_dataset(tmp_path: Path) -> Path:
+    path = tmp_path / "small.jsonl"
+    spam = ["buy cheap pills now http://bit.ly/p", "check out my channel subscribe",
+            "win a free iphone click here", "make money fast visit my site"]
+    ham = ["the council vote was close", "great reporting on the budget",
+           "I disagree with the mayor here", "thanks for covering the school story"]
+    rows = [{"content": f"{t} {i}", "label": "spam"} for i in range(15) for t in spam]
+    rows += [{"content": f"{t} {i}", "label": "ham"} for i in range(15) for t in ham]
+    path.write_text("\n".join(json.dumps(r) for r in rows))
+    return path
+
+
+def test_train_json_summary_and_promote(env: dict[str, str], tmp_path: Path,
+                                        model_dir: Path) -> None:
+    before = Registry(model_dir).current()
+    result = run(env, "train", "--data", str(small_dataset(tmp_path)), "--json", "--promote")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert summary["promoted"] is True
+    assert summary["version"] != before
+    assert {"accuracy", "precision", "recall", "f1", "mcc", "roc_auc"} <= set(summary["metrics"])
+    assert Registry(model_dir).current() == summary["version"]
+
+
+def test_train_without_promote_leaves_the_current_model(env: dict[str, str], tmp_path: Path,
+                                                        model_dir: Path) -> None:
+    before = Registry(model_dir).current()
+    result = run(env, "train", "--data", str(small_dataset(tmp_path)))
+    assert result.exit_code == 0, result.output
+    assert "not promoted" in result.output
+    assert Registry(model_dir).current() == before
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    ("content,label\nhi,perhaps\n", "neither spam nor ham"),
+    ("content,label\nonly ham,ham\n", "both spam and ham"),
+])
+def test_train_bad_data_is_a_clear_error(env: dict[str, str], tmp_path: Path, content: str,
+                                         message: str) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text(content)
+    result = CliRunner().invoke(main, ["train", "--data", str(path)], env=env)
+    assert result.exit_code != 0
+    assert message in result.output
+
+
+def test_train_missing_file(env: dict[str, str], tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["train", "--data", str(tmp_path / "nope.csv")], env=env)
+    assert result.exit_code != 0
+    assert "no such file" in result.output
+
+
+def test_evaluate_holdout_prints_the_table(env: dict[str, str], tmp_path: Path) -> None:
+    result = run(env, "evaluate", "--data", str(small_dataset(tmp_path)), "--json")
+    assert result.exit_code == 0, result.output
+    assert "held-out" in json.loads(result.output)
+
+
+def test_evaluate_lovo_needs_groups(env: dict[str, str], tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["evaluate", "--protocol", "lovo", "--data",
+                                       str(small_dataset(tmp_path))], env=env)
+    assert result.exit_code != 0
+    assert "at least two groups" in result.output
+
+
+def test_models_list_promote_rollback(env: dict[str, str], tmp_path: Path,
+                                      model_dir: Path) -> None:
+    first = Registry(model_dir).current()
+    trained = json.loads(run(env, "train", "--data", str(small_dataset(tmp_path)),
+                             "--json").output)["version"]
+    listing = run(env, "models", "list").output
+    assert f"* {first}" in listing and trained in listing
+    assert run(env, "models", "promote", trained).exit_code == 0
+    assert Registry(model_dir).current() == trained
+    result = run(env, "models", "rollback")
+    assert result.exit_code == 0 and first in result.output
+    assert Registry(model_dir).current() == first
+
+
+@pytest.mark.parametrize("version", ["../../etc/passwd", "spam-20200101T000000Z-deadbeef"])
+def test_promote_refuses_unknown_or_unsafe_versions(env: dict[str, str], version: str) -> None:
+    result = CliRunner().invoke(main, ["models", "promote", version], env=env)
+    assert result.exit_code == 2
+    assert result.output.startswith("error:")
+
+
+def test_db_upgrade_and_config(env: dict[str, str]) -> None:
+    result = run(env, "db", "upgrade")
+    assert result.exit_code == 0 and "revision" in result.output
+    shown = json.loads(run(env, "config").output)
+    assert shown["secret_key"] == "***"
+    assert "COMMENTMOD_MODEL_DIR" in run(env, "config", "--all").output
+
+
+def test_bad_environment_is_one_clear_line(env: dict[str, str]) -> None:
+    result = CliRunner().invoke(main, ["config"], env={**env, "COMMENTMOD_BATCH_MAX": "x"})
+    assert result.exit_code == 2
+    assert "COMMENTMOD_BATCH_MAX" in result.output

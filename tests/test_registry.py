@@ -1,0 +1,128 @@
+"""Model artifacts: saved with metadata and checksum, refused when not trustworthy."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from service.errors import ModelError, ModelIntegrityError, NotFound
+from service.model import ModelHolder, load_scorer
+from service.registry import ARTIFACT, METADATA, Registry, library_versions
+
+
+def current(model_dir: Path) -> str:
+    version = Registry(model_dir).current("spam")
+    assert version is not None
+    return version
+
+
+def test_metadata_describes_data_code_libraries_metrics_thresholds(model_dir: Path) -> None:
+    meta = Registry(model_dir).metadata(current(model_dir))
+    assert meta["family"] == "spam"
+    assert len(meta["sha256"]) == 64
+    assert meta["libraries"] == library_versions()
+    assert meta["data"]["sha256"] and meta["data"]["examples"] > 1000
+    assert meta["code_version"]
+    assert {"accuracy", "mcc", "roc_auc"} <= set(meta["evaluation"]["metrics"])
+    t = meta["thresholds"]
+    assert 0 <= t["unsure"] <= t["spam"] <= t["discard"] <= 1
+
+
+def test_verified_model_loads_and_scores(model_dir: Path) -> None:
+    scorer = load_scorer(Registry(model_dir), current(model_dir))
+    [(prob, _)] = scorer.score([__import__("training.features").features.Comment("hello")])
+    assert 0 <= prob <= 1
+
+
+def test_tampered_artifact_is_refused(model_dir: Path) -> None:
+    version = current(model_dir)
+    artifact = model_dir / version / ARTIFACT
+    data = bytearray(artifact.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    artifact.write_bytes(bytes(data))
+    with pytest.raises(ModelIntegrityError, match="sha256"):
+        Registry(model_dir).load(version)
+
+
+def test_truncated_artifact_is_refused(model_dir: Path) -> None:
+    version = current(model_dir)
+    artifact = model_dir / version / ARTIFACT
+    artifact.write_bytes(artifact.read_bytes()[:1000])
+    with pytest.raises(ModelIntegrityError):
+        Registry(model_dir).load(version)
+
+
+def test_model_from_another_sklearn_version_is_refused(model_dir: Path) -> None:
+    version = current(model_dir)
+    meta_path = model_dir / version / METADATA
+    meta = json.loads(meta_path.read_text())
+    meta["libraries"]["scikit-learn"] = "0.24.2"
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(ModelIntegrityError, match=r"scikit-learn 0\.24\.2"):
+        Registry(model_dir).load(version)
+
+
+@pytest.mark.parametrize("name", ["../etc", "/etc/passwd", "spam-x/../../y", "..", ""])
+def test_paths_outside_the_model_directory_are_refused(model_dir: Path, name: str) -> None:
+    with pytest.raises(ModelIntegrityError):
+        Registry(model_dir).load(name)
+
+
+def test_symlinked_version_outside_the_directory_is_refused(model_dir: Path,
+                                                            tmp_path: Path) -> None:
+    version = current(model_dir)
+    outside = tmp_path / "elsewhere"
+    (model_dir / version).rename(outside)
+    (model_dir / version).symlink_to(outside)
+    with pytest.raises(ModelIntegrityError, match="outside"):
+        Registry(model_dir).load(version)
+
+
+def test_unknown_version_is_not_found(model_dir: Path) -> None:
+    with pytest.raises(NotFound):
+        Registry(model_dir).load("spam-20200101T000000Z-deadbeef")
+
+
+def test_failed_load_keeps_the_serving_model(model_dir: Path) -> None:
+    registry = Registry(model_dir)
+    good = current(model_dir)
+    holder = ModelHolder(registry, reload_interval=0)
+    assert holder.scorer().version == good
+    # A new version whose artifact is corrupt is promoted behind the service's back.
+    bad_dir = model_dir / "spam-20300101T000000Z-0badf00d"
+    bad_dir.mkdir()
+    (bad_dir / ARTIFACT).write_bytes(b"not a pickle")
+    meta = registry.metadata(good) | {"version": bad_dir.name, "sha256": "0" * 64}
+    (bad_dir / METADATA).write_text(json.dumps(meta))
+    (model_dir / "current.json").write_text(json.dumps({"spam": bad_dir.name}))
+    holder.maybe_reload(force=True)
+    assert holder.scorer().version == good
+    assert holder.last_error and "refused" in holder.last_error
+
+
+def test_promote_and_rollback_switch_the_pointer(model_dir: Path) -> None:
+    registry = Registry(model_dir)
+    first = current(model_dir)
+    scorer = load_scorer(registry, first)
+    pipeline = scorer.model.pipeline
+    pipeline.named_steps["clf"].coef_ = pipeline.named_steps["clf"].coef_ * 0.5  # a new model
+    second = registry.save(pipeline, {k: v for k, v in scorer.model.metadata.items()
+                                      if k not in {"version", "sha256"}})
+    assert second != first
+    registry.set_current(second)
+    assert registry.current() == second
+    assert registry.rollback() == first
+    assert registry.current() == first
+
+
+def test_rollback_without_history_is_not_found(tmp_path: Path) -> None:
+    with pytest.raises(NotFound):
+        Registry(tmp_path).rollback()
+
+
+def test_no_model_means_a_clear_503_error(tmp_path: Path) -> None:
+    holder = ModelHolder(Registry(tmp_path))
+    with pytest.raises(ModelError, match="no current spam model"):
+        holder.scorer()
