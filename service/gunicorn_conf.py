@@ -23,9 +23,25 @@ max_requests = int(os.environ.get("COMMENTMOD_MAX_REQUESTS", "0"))
 max_requests_jitter = 100
 limit_request_line = 8190
 limit_request_fields = 200  # WordPress sends many HTTP_* fields as headers too
-accesslog = None
-errorlog = "-"
+accesslog = None  # the app logs failed requests itself, as JSON
 loglevel = os.environ.get("COMMENTMOD_LOG_LEVEL", "info").lower()
+# gunicorn's own messages as JSON lines too, like the app's (service/logs.py).
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"json": {"()": "service.logs.JsonFormatter"}},
+    "handlers": {
+        "stderr": {"class": "logging.StreamHandler", "formatter": "json",
+                   "stream": "ext://sys.stderr"},
+    },
+    "root": {"handlers": ["stderr"], "level": loglevel.upper()},
+    "loggers": {
+        "gunicorn.error": {"handlers": ["stderr"], "level": loglevel.upper(),
+                           "propagate": False},
+        "gunicorn.access": {"handlers": [], "level": "WARNING", "propagate": False},
+        "alembic": {"level": "WARNING"},
+    },
+}
 control_socket_disable = True
 
 

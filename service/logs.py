@@ -42,3 +42,4 @@ def configure(level: str = "INFO") -> None:
         handler.setFormatter(JsonFormatter())
         root.addHandler(handler)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
