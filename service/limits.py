@@ -72,7 +72,8 @@ def address_identity() -> str:
 
 
 def retry_after(limit: RequestLimit) -> int:
-    return max(1, math.ceil(limit.reset_at - time.time()))
+    reset = float(limit.window[0])  # when the window resets (unix time)
+    return max(1, math.ceil(reset - time.time()))
 
 
 def json_breach(limit: RequestLimit) -> Response:

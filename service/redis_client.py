@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 import redis
 from redis.backoff import NoBackoff
+from redis.exceptions import AuthenticationError, AuthorizationError, NoPermissionError
 from redis.retry import Retry
 
 from service import metrics
@@ -47,6 +48,8 @@ def make_client(url: str, timeout: float) -> redis.Redis:
 
 
 def _reason(exc: BaseException) -> str:
+    if isinstance(exc, AuthenticationError | AuthorizationError | NoPermissionError):
+        return "auth"
     if isinstance(exc, redis.TimeoutError | TimeoutError):
         return "timeout"
     if isinstance(exc, redis.ConnectionError | OSError):
