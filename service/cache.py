@@ -241,13 +241,14 @@ class VerdictCache:
     ) -> list[Lookup]:
         fields = [fields_key(c, context) for c in comments]
         vkeys = [verdict_key(version, f) for f in fields]
-        remote = self._remote_lookup(comments, fields, vkeys, len(bounds))
+        fkeys = [flood.flood_keys(c) for c in comments]
+        remote = self._remote_lookup(fkeys, fields, vkeys, len(bounds))
         lookups = []
         for i, c in enumerate(comments):
             if remote is not None:
                 counts, generation, cached = remote[i]
             else:
-                counts, generation, cached = self._local_counts(c), None, []
+                counts, generation, cached = self._local_counts(fkeys[i]), None, []
             bucket = flood.bucket_of(counts, bounds)
             lk = Lookup(c, fields[i], vkeys[i], counts, bucket, bounds[bucket], generation)
             if self.enabled:
@@ -308,18 +309,16 @@ class VerdictCache:
         self.gate.call(run, op="cache.store")
 
     # --- flood counters ------------------------------------------------------------
-    def _local_counts(self, c: Comment) -> flood.FloodCounts:
+    def _local_counts(self, fk: flood.FloodKeys) -> flood.FloodCounts:
         window = self.settings.flood_window_seconds
-        text = self.counters.incr("t:" + flood.text_digest(c.content), window)
-        ip = flood.ip_digest(c.user_ip)
         return flood.FloodCounts(
-            text=text,
-            ip=self.counters.incr("i:" + ip, window) if ip else 0,
-            substantial=flood.is_substantial(c.content),
+            text=self.counters.incr("t:" + fk.text, window),
+            ip=self.counters.incr("i:" + fk.ip, window) if fk.ip else 0,
+            substantial=fk.substantial,
         )
 
     def _remote_lookup(
-        self, comments: Sequence[Comment], fields: list[str], vkeys: list[str], n_bounds: int
+        self, fkeys: list[flood.FloodKeys], fields: list[str], vkeys: list[str], n_bounds: int
     ) -> list[tuple[flood.FloodCounts, int, list[bytes | None]]] | None:
         """Flood counters, generations and cached verdicts in one pipelined round trip."""
         if self.gate is None:
@@ -328,12 +327,11 @@ class VerdictCache:
         slot, progress = flood.slot_of(self._wall(), window)
         flood_ttl = keys.flood_ttl(window)
         n_buckets = n_bounds if self.enabled else 0
-        ips = [flood.ip_digest(c.user_ip) for c in comments]
 
         def run(client: redis.Redis) -> list[Any]:
             pipe = client.pipeline(transaction=False)
-            for c, f, vk, ip in zip(comments, fields, vkeys, ips, strict=True):
-                digest = flood.text_digest(c.content)
+            for fk, f, vk in zip(fkeys, fields, vkeys, strict=True):
+                digest, ip = fk.text, fk.ip
                 pipe.incr(keys.flood_text(digest, slot))
                 pipe.expire(keys.flood_text(digest, slot), flood_ttl)
                 pipe.get(keys.flood_text(digest, slot - 1))
@@ -349,28 +347,27 @@ class VerdictCache:
         replies = self.gate.call(run, op="cache.lookup")
         if replies is None:
             return None
-        return self._parse(comments, ips, replies, progress, n_buckets)
+        return self._parse(fkeys, replies, progress, n_buckets)
 
     def _parse(
         self,
-        comments: Sequence[Comment],
-        ips: list[str],
+        fkeys: list[flood.FloodKeys],
         replies: list[Any],
         progress: float,
         n_buckets: int,
     ) -> list[tuple[flood.FloodCounts, int, list[bytes | None]]]:
         out = []
         it = iter(replies)
-        for c, ip in zip(comments, ips, strict=True):
+        for fk in fkeys:
             current, _, previous = next(it), next(it), next(it)
             text = flood.estimate(int(current), _int(previous), progress)
             ip_count = 0
-            if ip:
+            if fk.ip:
                 current, _, previous = next(it), next(it), next(it)
                 ip_count = flood.estimate(int(current), _int(previous), progress)
             generation = _int(next(it))
             cached = list(next(it)) if n_buckets else []
-            counts = flood.FloodCounts(text, ip_count, flood.is_substantial(c.content))
+            counts = flood.FloodCounts(text, ip_count, fk.substantial)
             out.append((counts, generation, cached))
         return out
 

@@ -76,20 +76,41 @@ def model_reads_flood(scorer: Scorer) -> bool:
     return any(float(coef[i]) != 0.0 for i in hits)
 
 
+@dataclass(frozen=True)
+class FloodKeys:
+    """What the counters of one comment are keyed by (normalised once per check)."""
+
+    text: str  # digest of the normalised text
+    ip: str  # digest of the client address; empty without one
+    substantial: bool
+
+
+def flood_keys(c: Comment) -> FloodKeys:
+    normalised = normalise_text(c.content)
+    return FloodKeys(_digest(normalised), ip_digest(c.user_ip), _substantial(c.content, normalised))
+
+
+def _digest(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()[:32]
+
+
 def text_digest(content: str) -> str:
-    return hashlib.sha256(normalise_text(content).encode()).hexdigest()[:32]
+    return _digest(normalise_text(content))
 
 
 def ip_digest(ip: str) -> str:
-    return hashlib.sha256(ip.strip().lower().encode()).hexdigest()[:32] if ip.strip() else ""
+    return _digest(ip.strip().lower()) if ip.strip() else ""
 
 
 def is_substantial(content: str) -> bool:
     """Could repeating this text be a flood? Links always; otherwise long texts only."""
+    return _substantial(content, normalise_text(content))
+
+
+def _substantial(content: str, normalised: str) -> bool:
     if URL_RE.search(content):
         return True
-    text = normalise_text(content)
-    return len(text) >= SUBSTANTIAL_CHARS and len(text.split()) >= SUBSTANTIAL_WORDS
+    return len(normalised) >= SUBSTANTIAL_CHARS and len(normalised.split()) >= SUBSTANTIAL_WORDS
 
 
 def slot_of(now: float, window: int) -> tuple[int, float]:

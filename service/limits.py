@@ -52,6 +52,7 @@ def request_api_key() -> str:
     if header:
         return header.lower()
     if request.mimetype in FORM_TYPES:
+        request.get_data(cache=True)  # keep the raw body readable for the view, too
         value = request.form.get("api_key") or request.form.get("key") or ""
         if value.strip():
             return value.strip().lower()

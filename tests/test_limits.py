@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from flask import Blueprint, Flask
+from flask import Blueprint, Flask, request
 
 from service import limits
 from service.errors import ConfigurationError
@@ -22,7 +22,8 @@ def akismet_app(make_app: Callable[..., Flask], **settings: object) -> Flask:
 
     @bp.post("/1.1/comment-check")
     def comment_check() -> str:
-        return "false"
+        # The limiter read the key from the form: the raw body must still be there.
+        return "false" if b"comment_content" in request.get_data() else "body lost"
 
     app.register_blueprint(limits.protect(app, bp, style="akismet"))
     return app
@@ -71,6 +72,9 @@ def test_akismet_endpoints_answer_with_alert_headers(make_app: Callable[..., Fla
                             environ_base={"REMOTE_ADDR": f"10.0.1.{i}"}).status_code
                 for i in range(2)]
     assert statuses == [200, 200]
+    ok = client.post("/1.1/comment-check", data={**form, "api_key": "other"},
+                     environ_base={"REMOTE_ADDR": "10.0.2.1"})
+    assert ok.get_data(as_text=True) == "false"
     r = client.post("/1.1/comment-check", data={**form, "api_key": "abc123"},
                     environ_base={"REMOTE_ADDR": "10.0.1.9"})
     assert r.status_code == 429
