@@ -146,6 +146,45 @@ def parse_wrk(out: str) -> dict[str, float]:
     }
 
 
+def micro(model_dir: Path, redis_url: str, dead_url: str, tmp: Path, n: int = 300) -> None:
+    """In-process cost of one check through the cache (no HTTP, no database write):
+    CPU time is less disturbed by a busy machine than wall time."""
+    from service.app import create_app
+    from service.resources import EXTENSION
+    from training.features import Comment
+
+    def app_cache(url: str) -> tuple[object, object]:
+        app = create_app({"env": "testing", "model_dir": model_dir, "log_level": "ERROR",
+                          "data_dir": tmp / "micro", "redis_url": url,
+                          "database_url": f"sqlite:///{tmp / 'micro.sqlite3'}"})
+        res = app.extensions[EXTENSION]
+        return res.extras["cache"], res.models.scorer()
+
+    hit = [Comment(content="Great reporting, thank you.")]
+    rows = []
+    for label, url, unique in (
+        ("hit, local tier only", "", False),
+        ("hit, Redis round trip", redis_url, False),
+        ("miss, Redis", redis_url, True),
+        ("hit, Redis down", dead_url, False),
+        ("miss, Redis down", dead_url, True),
+    ):
+        cache, scorer = app_cache(url)
+        cache.score(scorer, hit)  # type: ignore[attr-defined]
+        token = secrets.token_hex(4)
+        batches = [[Comment(content=f"Comment {token} {i} on the council budget and the vote")]
+                   if unique else hit for i in range(n)]
+        cpu, wall = time.process_time(), time.perf_counter()
+        for batch in batches:
+            cache.score(scorer, batch)  # type: ignore[attr-defined]
+        rows.append((label, (time.process_time() - cpu) / n * 1e6,
+                     (time.perf_counter() - wall) / n * 1e6))
+    print(f"\nin-process, one comment per check, {n} checks each (us per check)")
+    print(f"{'path':24} {'cpu us':>8} {'wall us':>8}")
+    for label, cpu_us, wall_us in rows:
+        print(f"{label:24} {cpu_us:8.0f} {wall_us:8.0f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=int, default=10, help="seconds per phase")
@@ -225,6 +264,8 @@ def main() -> None:
         print(f"\nhit/miss throughput ratio: {hit['rps'] / miss['rps']:.2f}; "
               f"redis-down answer after the run: verdict={down['verdict']} "
               f"cached={down['cached']}")
+        micro(model_dir, f"redis://127.0.0.1:{redis_port}/1",
+              f"redis://127.0.0.1:{free_port()}/0", tmp)
     finally:
         for proc in reversed(procs):
             proc.terminate()
