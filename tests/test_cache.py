@@ -204,11 +204,13 @@ def test_unreadable_redis_value_is_a_miss(make_app: Callable[..., Flask],
     assert check(fresh, SPAM)["cached"] is False
 
 
-def test_hit_is_one_round_trip(make_app: Callable[..., Flask], redis_url: str) -> None:
-    app = make_app(redis_url=redis_url)
+def test_hit_is_one_round_trip(make_app: Callable[..., Flask],
+                               redis_server: Callable[..., RedisServer]) -> None:
+    server = redis_server()  # its own server: the command count is server-wide
+    app = make_app(redis_url=server.url)
     client = app.test_client()
     check(client, SPAM)
-    r = redis.Redis.from_url(redis_url)
+    r = redis.Redis.from_url(server.url)
     before = r.info("stats")["total_commands_processed"]
     assert check(client, SPAM)["cached"] is True
     after = r.info("stats")["total_commands_processed"]
