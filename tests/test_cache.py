@@ -283,3 +283,25 @@ def test_gunicorn_workers_share_verdicts(serve: Callable[..., str], redis_url: s
     assert answers[0]["cached"] is False
     assert all(a["cached"] for a in answers[1:])
     assert len({a["verdict"] for a in answers}) == 1
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [{"cache_local_ttl_seconds": -1}, {"flood_spam_count": -1},
+     {"redis_retry_after_seconds": -1}, {"cache_ttl_seconds": -5}, {"cache_local_size": 0},
+     {"redis_timeout_seconds": 0}],
+)
+def test_bad_cache_settings_are_refused(setting: dict[str, float]) -> None:
+    from service.config import load_settings
+    from service.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match=next(iter(setting)).upper()):
+        load_settings(setting, environ={})
+
+
+def test_bad_cache_setting_from_the_environment_names_the_variable() -> None:
+    from service.config import load_settings
+    from service.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="COMMENTMOD_FLOOD_SPAM_COUNT"):
+        load_settings(environ={"COMMENTMOD_FLOOD_SPAM_COUNT": "lots"})
