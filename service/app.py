@@ -11,7 +11,7 @@ from typing import Any
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
 
-from service import api, health, logs, metrics, migrate
+from service import api, cache, health, limits, logs, metrics, migrate
 from service.config import Settings, load_settings
 from service.errors import CommentmodError, RateLimited
 from service.model import ModelHolder
@@ -53,11 +53,13 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
         SESSION_COOKIE_SECURE=settings.production,
     )
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    init_resources(app, settings)
+    res = init_resources(app, settings)
+    cache.init_cache(res)
+    limits.init_limits(app, res)
     register_error_handlers(app)
     register_hooks(app)
     app.register_blueprint(health.bp)
-    app.register_blueprint(api.bp)
+    app.register_blueprint(limits.protect(app, api.bp, style="json"))
     return app
 
 

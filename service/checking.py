@@ -40,8 +40,12 @@ def check_comments(
 ) -> list[CheckResult]:
     """Score ``comments`` and record each check (unless ``store`` is false)."""
     scorer = res.models.scorer()
-    outcomes = score_comments(scorer, comments)
-    results = [CheckResult(new_guid(), o) for o in outcomes]
+    cache = res.extras.get("cache")  # service.cache.VerdictCache: flood counts + verdict cache
+    if cache is not None:
+        scored = cache.score(scorer, comments)
+    else:
+        scored = [(o, False) for o in score_comments(scorer, comments)]
+    results = [CheckResult(new_guid(), o, cached) for o, cached in scored]
     for r in results:
         metrics.VERDICTS.labels(r.outcome.verdict.value, source).inc()
     if store:

@@ -57,12 +57,18 @@ class Settings:
     batch_max: int = _setting(100, "most comments in one batch request", int)
     cache_ttl_seconds: int = _setting(3_600, "how long a verdict stays cached", int)
     cache_local_size: int = _setting(10_000, "in-process verdict cache entries", int)
+    cache_local_ttl_seconds: float = _setting(
+        60.0, "without Redis: how long a worker trusts its own cached verdict", float
+    )
     redis_timeout_seconds: float = _setting(0.05, "Redis connect and read timeout", float)
     redis_retry_after_seconds: float = _setting(
         2.0, "how long to skip Redis after a failure", float
     )
     rate_limit: str = _setting("", "per key/IP limit, e.g. '600/minute'; empty: off")
     flood_window_seconds: int = _setting(3_600, "window of the flood counters", int)
+    flood_spam_count: int = _setting(
+        20, "same substantial text this many times in the window: spam (0: off)", int
+    )
     reload_interval_seconds: float = _setting(
         2.0, "how often a worker checks the current-model pointer", float
     )
@@ -154,6 +160,12 @@ def _validate(s: Settings) -> None:
     for name in positive:
         if getattr(s, name) <= 0:
             raise ConfigurationError(f"{PREFIX}{name.upper()} must be positive")
+    if s.cache_local_ttl_seconds < 0 or s.flood_spam_count < 0:
+        raise ConfigurationError(
+            f"{PREFIX}CACHE_LOCAL_TTL_SECONDS and {PREFIX}FLOOD_SPAM_COUNT must be 0 or more"
+        )
+    if s.redis_retry_after_seconds < 0:
+        raise ConfigurationError(f"{PREFIX}REDIS_RETRY_AFTER_SECONDS must be 0 or more")
     if s.cache_ttl_seconds < 0:
         raise ConfigurationError(f"{PREFIX}CACHE_TTL_SECONDS must be 0 or more")
     if not 0 < s.redis_timeout_seconds <= 5:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -218,3 +219,65 @@ def serve(model_dir: Path, tmp_path: Path, sqlite_url: str) -> Iterator[Callable
             proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+# --- throwaway redis-server (tests that kill, pause or password-protect Redis) ---
+
+
+class RedisServer:
+    """A ``redis-server`` of the test's own on a free port, without persistence."""
+
+    def __init__(self, workdir: Path, password: str = "") -> None:
+        self.port = free_port()
+        self.password = password
+        self.workdir = workdir
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
+
+    def start(self) -> RedisServer:
+        argv = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+                "--save", "", "--appendonly", "no", "--dir", str(self.workdir)]
+        if self.password:
+            argv += ["--requirepass", self.password]
+        log = (self.workdir / f"redis-{self.port}.log").open("ab")
+        self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+        client = redis.Redis.from_url(self.url, socket_timeout=1)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        client.close()
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        self.proc = None
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[Callable[..., RedisServer]]:
+    """Factory of throwaway redis-servers (``redis_server(password=...)``), all
+    killed at the end of the test."""
+    servers: list[RedisServer] = []
+
+    def start(password: str = "") -> RedisServer:
+        server = RedisServer(tmp_path, password).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        if server.proc is not None:
+            server.proc.send_signal(signal.SIGCONT)  # in case a test paused it
+        server.stop()

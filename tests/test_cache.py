@@ -1,0 +1,307 @@
+"""The verdict cache: hit after miss, model versions, feedback, both tiers, and
+scoring that goes on when Redis is killed or hangs mid-test."""
+
+from __future__ import annotations
+
+import dataclasses
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from flask import Flask
+from flask.testing import FlaskClient
+
+from service import cache as cache_mod
+from service.checking import record_feedback
+from service.resources import EXTENSION, Resources
+from tests.conftest import RedisServer
+from training.features import MODEL_FIELDS, SIGNAL_INDEX, SIGNALS, Comment
+
+SPAM = "Check out my channel and SUBSCRIBE!!! http://bit.ly/free-money win an iPhone"
+HAM = "The council should publish the budget before the vote, not after. Good reporting."
+TIMEOUT = 0.05
+
+
+def res_of(app: Flask) -> Resources:
+    res: Resources = app.extensions[EXTENSION]
+    return res
+
+
+def check(client: FlaskClient, content: str, **fields: str) -> dict[str, Any]:
+    r = client.post("/api/v1/check", json={"content": content, **fields})
+    assert r.status_code == 200, r.get_data(as_text=True)
+    body: dict[str, Any] = r.get_json()
+    return body
+
+
+def stored_comments(app: Flask) -> int:
+    from sqlalchemy import func, select
+
+    from service import schema
+
+    return int(res_of(app).store.read(
+        lambda c: c.execute(select(func.count()).select_from(schema.comments)).scalar_one()
+    ))
+
+
+# --- the key -------------------------------------------------------------------
+
+
+def test_key_covers_every_model_field() -> None:
+    """MODEL_FIELDS is what the model and rules read; a field added there must be
+    considered here (the time fields go in through the fast-reply flag)."""
+    read_by_features_and_rules = {
+        "content", "author", "author_email", "author_url", "honeypot", "user_role",
+        "created_at", "article_published_at",
+    }
+    assert read_by_features_and_rules <= set(MODEL_FIELDS)
+    assert set(cache_mod.TIME_FIELDS) <= set(MODEL_FIELDS)
+    assert "flood" in {s.name for s in SIGNALS}  # flood reaches the key through the bucket
+
+
+@pytest.mark.parametrize("name", [f for f in MODEL_FIELDS if f not in cache_mod.TIME_FIELDS])
+def test_each_model_field_changes_the_key(name: str) -> None:
+    base = Comment(content="hello there", **{n: "" for n in MODEL_FIELDS if n != "content"})
+    other = dataclasses.replace(base, **{name: "something else"})
+    assert cache_mod.fields_key(base) != cache_mod.fields_key(other)
+
+
+def test_fields_the_model_ignores_do_not_change_the_key() -> None:
+    base = Comment(content="hello there", user_ip="1.2.3.4", user_agent="a", permalink="p")
+    other = dataclasses.replace(base, user_ip="5.6.7.8", user_agent="b", permalink="q",
+                                referrer="r", extra={"x": 1})
+    assert cache_mod.fields_key(base) == cache_mod.fields_key(other)
+
+
+def test_time_fields_count_only_through_the_fast_reply_flag() -> None:
+    published = "2026-01-01T10:00:00Z"
+    a = Comment(content="x", created_at="2026-01-01T12:00:00Z", article_published_at=published)
+    b = Comment(content="x", created_at="2026-01-01T13:30:00Z", article_published_at=published)
+    fast = Comment(content="x", created_at="2026-01-01T10:00:20Z", article_published_at=published)
+    assert cache_mod.fields_key(a) == cache_mod.fields_key(b)  # resubmissions stay hits
+    assert cache_mod.fields_key(a) != cache_mod.fields_key(fast)
+    assert SIGNAL_INDEX["fast_reply"] >= 0
+
+
+def test_model_version_and_context_change_the_key() -> None:
+    f = cache_mod.fields_key(Comment(content="x"))
+    assert cache_mod.verdict_key("v1", f) != cache_mod.verdict_key("v2", f)
+    assert cache_mod.fields_key(Comment(content="x"), "site:1") != f
+
+
+# --- in-process tier (the single-machine default) --------------------------------------
+
+
+def test_hit_after_miss_without_redis(app: Flask, client: FlaskClient) -> None:
+    first = check(client, SPAM)
+    second = check(client, SPAM)
+    assert (first["cached"], second["cached"]) == (False, True)
+    assert second["verdict"] == first["verdict"] == "spam"
+    assert second["spam_probability"] == first["spam_probability"]
+    assert second["guid"] != first["guid"]  # a hit is a new check with its own guid
+    assert stored_comments(app) == 2  # ... and it is recorded too
+    assert check(client, HAM)["cached"] is False  # a different comment never gets another's
+
+
+def test_batch_mixes_hits_and_misses(client: FlaskClient) -> None:
+    check(client, SPAM)
+    r = client.post("/api/v1/check/batch",
+                    json={"comments": [{"content": SPAM}, {"content": HAM}, {"content": HAM}]})
+    results = r.get_json()["results"]
+    assert [x["cached"] for x in results] == [True, False, False]
+    assert [x["verdict"] for x in results] == ["spam", "ham", "ham"]
+    assert check(client, HAM)["cached"] is True
+
+
+def test_local_tier_is_bounded(make_app: Callable[..., Flask]) -> None:
+    app = make_app(cache_local_size=3)
+    client = app.test_client()
+    for i in range(10):
+        check(client, f"{HAM} number {i}")
+    assert len(res_of(app).extras["cache"].local) == 3
+
+
+def test_ttl_zero_turns_the_cache_off(make_app: Callable[..., Flask]) -> None:
+    client = make_app(cache_ttl_seconds=0).test_client()
+    assert [check(client, SPAM)["cached"] for _ in range(3)] == [False, False, False]
+
+
+def test_feedback_drops_the_verdict_without_redis(app: Flask, client: FlaskClient) -> None:
+    guid = check(client, SPAM)["guid"]
+    assert check(client, SPAM)["cached"] is True
+    record_feedback(res_of(app), label="ham", source="site", actor="t", site_id=None, guid=guid)
+    assert check(client, SPAM)["cached"] is False
+
+
+def test_new_model_version_misses(app: Flask, client: FlaskClient, model_dir: Path) -> None:
+    res = res_of(app)
+    old = res.models.scorer()
+    check(client, SPAM)
+    assert check(client, SPAM)["cached"] is True
+    pipeline = old.model.pipeline
+    pipeline.set_params(clf__tol=pipeline.get_params()["clf__tol"] * 0.5)  # same model, new file
+    version = res.models.registry.save(pipeline, {k: v for k, v in old.model.metadata.items()
+                                                  if k not in {"version", "sha256"}})
+    res.models.registry.set_current(version, action="promote")
+    res.models.maybe_reload(force=True)
+    assert res.models.scorer().version == version != old.version
+    answer = check(client, SPAM)
+    assert answer["cached"] is False
+    assert answer["model_version"] == version
+
+
+# --- with Redis -------------------------------------------------------------------
+
+
+def test_hit_after_miss_shared_across_workers(make_app: Callable[..., Flask],
+                                              redis_url: str) -> None:
+    worker_a = make_app(redis_url=redis_url).test_client()
+    worker_b = make_app(redis_url=redis_url).test_client()
+    first = check(worker_a, SPAM)
+    assert first["cached"] is False
+    from_redis = check(worker_b, SPAM)  # another process: its local tier is empty
+    assert from_redis["cached"] is True
+    assert from_redis["verdict"] == first["verdict"]
+    assert from_redis["reasons"][:3] == first["reasons"][:3]
+    keys = redis.Redis.from_url(redis_url).keys("commentmod:verdict:*")
+    assert len(keys) == 1
+
+
+def test_feedback_invalidates_in_every_worker(make_app: Callable[..., Flask],
+                                               redis_url: str) -> None:
+    app_a = make_app(redis_url=redis_url)
+    worker_a, worker_b = app_a.test_client(), make_app(redis_url=redis_url).test_client()
+    guid = check(worker_a, SPAM)["guid"]
+    assert check(worker_b, SPAM)["cached"] is True  # now in b's local tier too
+    record_feedback(res_of(app_a), label="ham", source="moderator", actor="t", site_id=None,
+                    guid=guid)
+    assert check(worker_b, SPAM)["cached"] is False  # b's local copy is stale: generation
+    assert check(worker_a, SPAM)["cached"] is True  # re-scored verdict is cached again
+
+
+def test_feedback_with_the_comment_itself(make_app: Callable[..., Flask],
+                                          redis_url: str) -> None:
+    app = make_app(redis_url=redis_url)
+    client = app.test_client()
+    check(client, SPAM, author="bob")
+    record_feedback(res_of(app), label="ham", source="site", actor="t", site_id=None,
+                    comment=Comment(content=SPAM, author="bob"))
+    assert check(client, SPAM, author="bob")["cached"] is False
+
+
+def test_unreadable_redis_value_is_a_miss(make_app: Callable[..., Flask],
+                                          redis_url: str) -> None:
+    client = make_app(redis_url=redis_url).test_client()
+    check(client, SPAM)
+    r = redis.Redis.from_url(redis_url)
+    for key in r.keys("commentmod:verdict:*"):
+        r.set(key, b"{not json")
+    fresh = make_app(redis_url=redis_url).test_client()
+    assert check(fresh, SPAM)["cached"] is False
+
+
+def test_hit_is_one_round_trip(make_app: Callable[..., Flask],
+                               redis_server: Callable[..., RedisServer]) -> None:
+    server = redis_server()  # its own server: the command count is server-wide
+    app = make_app(redis_url=server.url)
+    client = app.test_client()
+    check(client, SPAM)
+    r = redis.Redis.from_url(server.url)
+    before = r.info("stats")["total_commands_processed"]
+    assert check(client, SPAM)["cached"] is True
+    after = r.info("stats")["total_commands_processed"]
+    # INCR+EXPIRE+GET for the text, GET generation, MGET verdicts (+1: the INFO call).
+    assert after - before <= 6
+
+
+# --- Redis failing mid-test ----------------------------------------------------------
+
+
+def _timed(client: FlaskClient, content: str) -> tuple[dict[str, Any], float]:
+    started = time.perf_counter()
+    body = check(client, content)
+    return body, time.perf_counter() - started
+
+
+def test_killed_redis_every_request_still_answered(
+    make_app: Callable[..., Flask], redis_server: Callable[..., RedisServer]
+) -> None:
+    server = redis_server()
+    app = make_app(redis_url=server.url, redis_timeout_seconds=TIMEOUT,
+                   redis_retry_after_seconds=0.3)
+    client = app.test_client()
+    baseline = [_timed(client, f"{HAM} {i}")[1] for i in range(3)]
+    assert check(client, SPAM)["cached"] is False
+    server_port = server.port
+    server.stop()  # killed mid-test
+    answers = [_timed(client, text) for text in (SPAM, HAM, SPAM + " x", "hello", SPAM)]
+    for body, elapsed in answers:
+        assert body["verdict"] in {"ham", "unsure", "spam"}
+        assert elapsed < max(baseline) + 2 * TIMEOUT + 0.5
+    assert answers[0][0]["cached"] is True  # the local tier carried the hit
+    server.port = server_port
+    server.start()  # back, empty
+    time.sleep(0.35)
+    check(client, "a comment scored after Redis came back")
+    assert redis.Redis.from_url(server.url).keys("commentmod:verdict:*")
+    other_worker = make_app(redis_url=server.url).test_client()
+    assert check(other_worker, "a comment scored after Redis came back")["cached"] is True
+    assert not res_of(app).extras["redis"].down
+
+
+def test_hung_redis_costs_at_most_the_bound(
+    make_app: Callable[..., Flask], redis_server: Callable[..., RedisServer]
+) -> None:
+    server = redis_server()
+    app = make_app(redis_url=server.url, redis_timeout_seconds=TIMEOUT,
+                   redis_retry_after_seconds=5)
+    client = app.test_client()
+    baseline = max(_timed(client, f"{HAM} {i}")[1] for i in range(3))
+    assert server.proc is not None
+    server.proc.send_signal(signal.SIGSTOP)  # alive, accepting, never answering
+    try:
+        first, elapsed = _timed(client, SPAM)
+        assert first["verdict"] == "spam"
+        assert elapsed < baseline + 2 * TIMEOUT + 0.5
+        rest = [_timed(client, f"{SPAM} {i}")[1] for i in range(5)]
+        assert max(rest) < baseline + 0.5  # breaker open: no waiting at all
+    finally:
+        server.proc.send_signal(signal.SIGCONT)
+
+
+@pytest.mark.slow
+def test_gunicorn_workers_share_verdicts(serve: Callable[..., str], redis_url: str) -> None:
+    import httpx
+
+    base = serve(workers=2, env={"COMMENTMOD_REDIS_URL": redis_url})
+    with httpx.Client(base_url=base) as http:
+        answers = [http.post("/api/v1/check", json={"content": SPAM}).json() for _ in range(6)]
+    assert answers[0]["cached"] is False
+    assert all(a["cached"] for a in answers[1:])
+    assert len({a["verdict"] for a in answers}) == 1
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [{"cache_local_ttl_seconds": -1}, {"flood_spam_count": -1},
+     {"redis_retry_after_seconds": -1}, {"cache_ttl_seconds": -5}, {"cache_local_size": 0},
+     {"redis_timeout_seconds": 0}],
+)
+def test_bad_cache_settings_are_refused(setting: dict[str, float]) -> None:
+    from service.config import load_settings
+    from service.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match=next(iter(setting)).upper()):
+        load_settings(setting, environ={})
+
+
+def test_bad_cache_setting_from_the_environment_names_the_variable() -> None:
+    from service.config import load_settings
+    from service.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="COMMENTMOD_FLOOD_SPAM_COUNT"):
+        load_settings(environ={"COMMENTMOD_FLOOD_SPAM_COUNT": "lots"})

@@ -1,0 +1,150 @@
+"""The flood signal: counts across sites, reasons, the flood rule, and frequent short
+replies that must stay ham."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from service import flood
+
+# A substantial text a spammer would paste under many articles (no obvious spam words,
+# so that without the flood it is not spam).
+FLOODED = ("I have been reading the coverage on this for weeks and my view is that the "
+           "mayor should resign before the next council session starts")
+SHORT_REPLIES = ["thanks!", "+1", "great article", "Great article!", "So true."]
+
+
+def check(client: FlaskClient, content: str, **fields: str) -> dict[str, Any]:
+    r = client.post("/api/v1/check", json={"content": content, **fields})
+    assert r.status_code == 200, r.get_data(as_text=True)
+    body: dict[str, Any] = r.get_json()
+    return body
+
+
+def descriptions(answer: dict[str, Any]) -> list[str]:
+    return [r["description"] for r in answer["reasons"]]
+
+
+@pytest.mark.parametrize(
+    ("current", "previous", "progress", "expected"),
+    [(5, 0, 0.5, 5), (1, 10, 0.0, 11), (1, 10, 0.5, 6), (1, 10, 0.99, 1), (0, 0, 0.3, 0)],
+)
+def test_sliding_window_estimate(current: int, previous: int, progress: float,
+                                 expected: int) -> None:
+    assert flood.estimate(current, previous, progress) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "substantial"),
+    [
+        ("thanks!", False),
+        ("+1", False),
+        ("great article", False),
+        ("Great article, thanks for sharing!", False),
+        ("see http://bit.ly/x", True),
+        (FLOODED, True),
+    ],
+)
+def test_only_substantial_texts_can_flood(text: str, substantial: bool) -> None:
+    assert flood.is_substantial(text) is substantial
+
+
+def test_buckets() -> None:
+    bounds = flood.buckets_for(20)
+    assert 20 in bounds
+    counts = [flood.FloodCounts(n, 0, True) for n in (1, 2, 4, 19, 20, 500)]
+    got = [bounds[flood.bucket_of(c, bounds)] for c in counts]
+    assert got == [1, 2, 3, 11, 20, 51]
+    assert flood.bucket_of(flood.FloodCounts(500, 0, False), bounds) == 0
+    assert flood.rule_bounds(20) == (1, 20)
+    assert flood.rule_bounds(0) == (1,)
+
+
+def test_local_counters_are_bounded_and_windowed() -> None:
+    now = [1000.0]
+    counters = flood.LocalCounters(max_keys=4, clock=lambda: now[0])
+    assert [counters.incr("a", 60) for _ in range(3)] == [1, 2, 3]
+    now[0] += 60  # next slot, 2/3 into it: a third of the previous slot still counts
+    assert counters.incr("a", 60) == 1 + 1
+    now[0] += 600  # long gone
+    assert counters.incr("a", 60) == 1
+    for i in range(10):
+        counters.incr(f"k{i}", 60)
+    assert len(counters._counts) <= 4
+
+
+def test_describe_window() -> None:
+    assert flood.describe_window(3600) == "hour"
+    assert flood.describe_window(600) == "10 minutes"
+    assert flood.describe_window(7200) == "2 hours"
+    assert flood.describe_window(45) == "45 seconds"
+
+
+@pytest.mark.parametrize("redis_on", [False, True])
+def test_flood_across_sites_becomes_spam(make_app: Callable[..., Flask], redis_on: bool,
+                                         request: pytest.FixtureRequest) -> None:
+    settings: dict[str, Any] = {"flood_spam_count": 5}
+    if redis_on:
+        settings["redis_url"] = request.getfixturevalue("redis_url")
+    client = make_app(**settings).test_client()
+    answers = [check(client, FLOODED, permalink=f"https://site{i}.example/a/{i}")
+               for i in range(6)]
+    assert answers[0]["verdict"] != "spam"
+    assert not any("posted" in d for d in descriptions(answers[0]))
+    assert "the same text was posted 3 times in the last hour" in descriptions(answers[2])
+    assert answers[4]["verdict"] == "spam"
+    assert any("flood rule" in d for d in descriptions(answers[4]))
+    assert "the same text was posted 5 times in the last hour" in descriptions(answers[4])
+    assert answers[4]["discard"] is False
+    # Below the threshold repeats are cache hits: the count is bucketed.
+    assert [a["cached"] for a in answers] == [False, True, True, True, False, True]
+
+
+@pytest.mark.parametrize("redis_on", [False, True])
+def test_frequent_short_replies_stay_ham(make_app: Callable[..., Flask], redis_on: bool,
+                                         request: pytest.FixtureRequest) -> None:
+    settings: dict[str, Any] = {"flood_spam_count": 5}
+    if redis_on:
+        settings["redis_url"] = request.getfixturevalue("redis_url")
+    client = make_app(**settings).test_client()
+    for text in SHORT_REPLIES:
+        first = check(client, text)
+        for _ in range(30):
+            last = check(client, text)
+        assert last["verdict"] == first["verdict"] != "spam", text
+        assert last["spam_probability"] == first["spam_probability"]
+        assert not any("posted" in d or "flood" in d for d in descriptions(last)), text
+
+
+def test_same_address_is_counted(make_app: Callable[..., Flask], redis_url: str) -> None:
+    client = make_app(redis_url=redis_url).test_client()
+    for i in range(flood.IP_REASON_MIN):
+        answer = check(client, f"comment number {i} about the budget", user_ip="203.0.113.7")
+    assert (f"{flood.IP_REASON_MIN} comments came from the same address in the last hour"
+            in descriptions(answer))
+    other = check(client, "another one", user_ip="198.51.100.1")
+    assert not any("address" in d for d in descriptions(other))
+
+
+def test_counts_are_shared_across_workers(make_app: Callable[..., Flask],
+                                          redis_url: str) -> None:
+    a = make_app(redis_url=redis_url).test_client()
+    b = make_app(redis_url=redis_url).test_client()
+    check(a, FLOODED)
+    check(b, FLOODED)
+    assert "the same text was posted 3 times in the last hour" in descriptions(check(a, FLOODED))
+
+
+def test_normalised_text_is_counted_together(make_app: Callable[..., Flask],
+                                             redis_url: str) -> None:
+    client = make_app(redis_url=redis_url).test_client()
+    check(client, FLOODED)
+    check(client, FLOODED.upper())
+    spaced = FLOODED.replace("mayor", "m a y o r").replace("e", "\u0435", 3)  # homoglyphs
+    assert "the same text was posted 3 times in the last hour" in descriptions(
+        check(client, spaced))
