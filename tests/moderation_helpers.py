@@ -23,6 +23,7 @@ def add_comment(
     received_at: datetime | None = None,
     toxicity: dict[str, Any] | None = None,
     is_test: bool = False,
+    reasons: list[dict[str, Any]] | None = None,
     **fields: str,
 ) -> str:
     """Record one checked comment and return its guid."""
@@ -33,8 +34,7 @@ def add_comment(
             CheckRecord(
                 guid=guid, site_id=site_id, source="api", content=content, fields=fields,
                 extra={}, spam_probability=probability, verdict=verdict, discard=False,
-                reasons=[{"kind": "word", "description": "contains 'free'", "direction": "spam",
-                          "weight": 1.0}],
+                reasons=reasons or [],
                 model_version="test", is_test=is_test,
             )
         ]

@@ -64,8 +64,9 @@ def test_keys_are_hashed_found_case_insensitively_and_revoked(store: Store) -> N
 
 
 def test_record_checks_keeps_every_field(store: Store) -> None:
+    reason = {"kind": "word", "description": "word 'hello'", "direction": "spam", "weight": 1.0}
     guid = add_comment(store, "hello <b>world</b>", author="Ann", author_email="a@x.org",
-                       user_ip="10.0.0.1", verdict="spam", probability=0.91)
+                       user_ip="10.0.0.1", verdict="spam", probability=0.91, reasons=[reason])
     row = store.find_comment(guid=guid)
     assert row is not None
     assert row["content"] == "hello <b>world</b>"
