@@ -325,7 +325,19 @@ def export_rows(
         q = q.where(t.labels.c.id.in_(latest))
     if not include_test:
         q = q.where(t.labels.c.is_test.is_(False), t.comments.c.is_test.is_(False))
-    rows = store.read(lambda c: [dict(r._mapping) for r in c.execute(q)])
+    rows, forgotten = store.read(
+        lambda c: (
+            [dict(r._mapping) for r in c.execute(q)],
+            {(k, h) for k, h in c.execute(select(t.forgotten.c.kind, t.forgotten.c.value_hash))},
+        )
+    )
+    if forgotten:  # commenters who asked to be forgotten after commenting again
+        rows = [
+            r
+            for r in rows
+            if ("email", value_hash(r["author_email"] or "")) not in forgotten
+            and ("ip", value_hash(r["user_ip"] or "")) not in forgotten
+        ]
     for r in rows:
         for key in ("labelled_at", "received_at"):
             r[key] = r[key].isoformat() if r[key] is not None else None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any, TypeVar, cast
 from urllib.parse import urlencode
 
@@ -26,11 +27,13 @@ from flask import (
     url_for,
 )
 from flask_wtf.csrf import CSRFError, generate_csrf, validate_csrf
+from sqlalchemy import func, select
 from werkzeug.wrappers import Response as BaseResponse
 from wtforms.validators import ValidationError as WTFValidationError
 
 from service import moderators
-from service.errors import AuthenticationError, BadRequest, CommentmodError
+from service import schema as t
+from service.errors import AuthenticationError, BadRequest, CommentmodError, RateLimited
 from service.moderation import (
     LabelRequest,
     QueueFilter,
@@ -42,10 +45,13 @@ from service.moderation import (
     visible_sites,
 )
 from service.moderators import Moderator
-from service.resources import resources
+from service.resources import Resources, resources
+from service.store import now
 
 bp = Blueprint("moderate", __name__, url_prefix="/moderate")
 
+LOGIN_FAILURES = 10
+LOGIN_WINDOW = timedelta(minutes=15)
 CSRF_TIME_LIMIT = 8 * 3600  # one shift; the token is also bound to the session
 PAGE_CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
@@ -118,6 +124,32 @@ def _safe_next(raw: str | None) -> str:
     return url_for("moderate.index")
 
 
+def throttle_login(res: Resources, name: str) -> None:
+    """Refuse a name after LOGIN_FAILURES failed logins within LOGIN_WINDOW (from the audit log).
+
+    This bounds password guessing per account; it also lets someone lock an
+    account out for the window, the usual trade-off.
+    """
+    since = now() - LOGIN_WINDOW
+    failures = res.store.read(
+        lambda c: c.execute(
+            select(func.count())
+            .select_from(t.audit_log)
+            .where(
+                t.audit_log.c.action == "login.failed",
+                t.audit_log.c.target == name[:200],
+                t.audit_log.c.at >= since,
+            )
+        ).scalar_one()
+    )
+    if failures >= LOGIN_FAILURES:
+        raise RateLimited(
+            f"too many failed logins for this name; try again in "
+            f"{int(LOGIN_WINDOW.total_seconds() // 60)} minutes",
+            retry_after=int(LOGIN_WINDOW.total_seconds()),
+        )
+
+
 @bp.route("/login", methods=["GET", "POST"])
 def login() -> Any:
     res = resources()
@@ -125,6 +157,7 @@ def login() -> Any:
     if request.method == "POST":
         name = request.form.get("name", "")[:100]
         password = request.form.get("password", "")
+        throttle_login(res, name)
         hasher = moderators.hasher_for(res.settings.password_hash_cost)
         mod = moderators.verify(res.store, name, password, hasher=hasher)
         if mod is not None:

@@ -171,3 +171,13 @@ def test_privacy_commands(cli, db: Store) -> None:  # type: ignore[no-untyped-de
     r = cli("privacy", "forget", "--ip", "198.51.100.7")
     assert r.exit_code == 0 and "deleted 1 comments" in r.output
     assert db.find_comment(guid=victim) is None
+
+
+def test_export_leaves_out_forgotten_commenters(cli, db: Store) -> None:  # type: ignore[no-untyped-def]
+    assert cli("privacy", "forget", "--ip", "192.0.2.1").exit_code == 0
+    again = add_comment(db, "came back after forget", user_ip="192.0.2.1")
+    db.add_label(comment_id(db, again), "spam", source="moderator")
+    kept = add_comment(db, "someone else")
+    db.add_label(comment_id(db, kept), "ham", source="moderator")
+    lines = cli("labels", "export").output.splitlines()
+    assert [json.loads(x)["guid"] for x in lines] == [kept]

@@ -430,3 +430,18 @@ def test_api_refuses_other_sites_like_missing_comments(mapp: Flask) -> None:
     r = mapp.test_client().post(f"/api/v1/moderation/comments/{other}/label",
                                 json={"label": "spam"}, headers=basic("root"))
     assert r.status_code == 201
+
+
+def test_repeated_failed_logins_are_throttled(mapp: Flask) -> None:
+    client = mapp.test_client()
+    csrf = token(client)
+    for _ in range(10):
+        r = client.post("/moderate/login",
+                        data={"name": "alice", "password": "guess guess guess", "csrf_token": csrf})
+        assert r.status_code == 401
+    r = client.post("/moderate/login",
+                    data={"name": "alice", "password": PASSWORD, "csrf_token": csrf})
+    assert r.status_code == 429 and "too many failed logins" in r.text
+    other = mapp.test_client()  # another name is not affected
+    assert other.post("/moderate/login", data={"name": "root", "password": PASSWORD,
+                                               "csrf_token": token(other)}).status_code == 302
