@@ -94,7 +94,10 @@ def _authenticate(res: Resources) -> Moderator:
         raise AuthenticationError("unknown moderator or wrong password")
     cache[digest] = (found.id, time.monotonic() + AUTH_CACHE_SECONDS)
     while len(cache) > AUTH_CACHE_SIZE:
-        cache.popitem(last=False)
+        try:
+            cache.popitem(last=False)
+        except KeyError:  # emptied by another thread meanwhile
+            break
     return found
 
 

@@ -116,7 +116,10 @@ def labels_import(file: Path, fmt: str | None, actor: str) -> None:
 @click.option("--history", is_flag=True, help="every label, not only the newest per comment")
 @click.option("--include-test", is_flag=True, help="include is_test traffic")
 def labels_export(fmt: str, output: Path | None, history: bool, include_test: bool) -> None:
-    rows = label_io.export_rows(_obj().store, history=history, include_test=include_test)
+    store = _obj().store
+    rows = label_io.export_rows(store, history=history, include_test=include_test)
+    # An export carries personal data out of the database: record who took what.
+    store.audit("cli", "labels.export", str(output or "stdout"), {"rows": len(rows), "format": fmt})
     if output is None:
         label_io.write_export(rows, sys.stdout, fmt)
         return

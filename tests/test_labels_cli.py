@@ -151,6 +151,7 @@ def test_export_round_trips(cli, db: Store, tmp_path: Path, fmt: str) -> None:  
     assert [(x["guid"], x["label"], x["actor"]) for x in rows] == [
         (a, "spam", "alice"), (b, "ham", "alice")]
     assert rows[0]["content"] == 'spam, "quoted"\nand multi-line'
+    assert db.audit_entries()[0]["action"] == "labels.export"
     history = cli("labels", "export", "--history").output.splitlines()
     assert len(history) == 3
     r = cli("labels", "import", str(out))  # importing our own export adds nothing
