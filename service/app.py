@@ -11,7 +11,17 @@ from typing import Any
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
 
-from service import api, cache, health, limits, logs, metrics, migrate
+from service import (
+    api,
+    cache,
+    health,
+    limits,
+    logs,
+    metrics,
+    migrate,
+    moderation_api,
+    moderation_views,
+)
 from service.config import Settings, load_settings
 from service.errors import CommentmodError, RateLimited
 from service.model import ModelHolder
@@ -60,6 +70,8 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     register_hooks(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(limits.protect(app, api.bp, style="json"))
+    app.register_blueprint(moderation_views.bp)
+    app.register_blueprint(moderation_api.bp)
     return app
 
 

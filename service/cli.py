@@ -275,5 +275,9 @@ def config_cmd(obj: Context, show_all: bool) -> None:
     click.echo(json.dumps(obj.settings.as_public_dict(), indent=2))
 
 
+from service.moderation_cli import register as _moderation  # noqa: E402 - needs main
+
+_moderation(main)
+
 if __name__ == "__main__":
     main()

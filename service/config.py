@@ -73,6 +73,9 @@ class Settings:
         2.0, "how often a worker checks the current-model pointer", float
     )
     retention_days: int = _setting(90, "unlabelled comment bodies older than this are purged", int)
+    password_hash_cost: str = _setting(
+        "standard", "moderator argon2id cost: standard (64 MiB, t=3) or fast (tests only)"
+    )
     bootstrap_data: Path | None = _setting(
         None, "data trained on when no model exists (default: shipped YouTube set)", Path
     )
@@ -176,6 +179,13 @@ def _validate(s: Settings) -> None:
         )
     if s.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
         raise ConfigurationError(f"{PREFIX}LOG_LEVEL={s.log_level!r} is not a log level")
+    if s.password_hash_cost not in {"standard", "fast"} or (
+        s.production and s.password_hash_cost != "standard"  # noqa: S105 - a cost name
+    ):
+        raise ConfigurationError(
+            f"{PREFIX}PASSWORD_HASH_COST={s.password_hash_cost!r}: expected standard "
+            "(or fast, outside production)"
+        )
     if s.production and not s.secret_key:
         raise ConfigurationError(f"{PREFIX}SECRET_KEY is required when {PREFIX}ENV=production")
     if s.production and not s.database_url:

@@ -1,0 +1,145 @@
+"""The storage layer on SQLite and PostgreSQL: sites, keys, checks, labels, audit, schema."""
+
+from __future__ import annotations
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from moderation_helpers import add_comment, comment_id
+
+from service import migrate, schema
+from service.errors import NotFound, ValidationError
+from service.store import Store, site_key
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("https://www.News.example/", "news.example"),
+        ("news.example/blog/", "news.example/blog"),
+        ("http://news.example:8080/x", "news.example:8080/x"),
+        ("https://news.example:443", "news.example"),
+    ],
+)
+def test_site_key_normalises(url: str, expected: str) -> None:
+    assert site_key(url) == expected
+
+
+@pytest.mark.parametrize("bad", ["", "   ", "http://"])
+def test_site_key_refuses_non_urls(bad: str) -> None:
+    with pytest.raises(ValidationError):
+        site_key(bad)
+
+
+def test_ensure_site_is_idempotent(store: Store) -> None:
+    a = store.ensure_site("https://news.example/")
+    b = store.ensure_site("news.example")
+    assert a == b
+    assert [s["url"] for s in store.sites()] == ["news.example"]
+    assert store.site(a)["url"] == "news.example"
+    with pytest.raises(NotFound):
+        store.site(a + 100)
+
+
+def test_site_settings_merge_and_drop_nulls(store: Store) -> None:
+    site = store.ensure_site("news.example")
+    store.update_site_settings(site, {"spam": 0.9, "unsure": 0.4})
+    assert store.update_site_settings(site, {"unsure": None}) == {"spam": 0.9}
+
+
+def test_keys_are_hashed_found_case_insensitively_and_revoked(store: Store) -> None:
+    key, site = store.create_key("news.example")
+    assert len(key) == 12 and key == key.lower()
+    info = store.find_key(key.upper())
+    assert info is not None and info.site_id == site and info.site_url == "news.example"
+    assert store.find_key("") is None and store.find_key("x" * 100) is None
+    listed = store.keys()
+    assert listed[0]["key_hint"] == key[-4:] and key not in str(listed)
+    store.revoke_key(key)
+    assert store.find_key(key) is None
+    with pytest.raises(NotFound):
+        store.revoke_key("nosuchkey123")
+    actions = [e["action"] for e in store.audit_entries()]
+    assert actions[:2] == ["key.revoke", "key.create"]
+
+
+def test_record_checks_keeps_every_field(store: Store) -> None:
+    reason = {"kind": "word", "description": "word 'hello'", "direction": "spam", "weight": 1.0}
+    guid = add_comment(store, "hello <b>world</b>", author="Ann", author_email="a@x.org",
+                       user_ip="10.0.0.1", verdict="spam", probability=0.91, reasons=[reason])
+    row = store.find_comment(guid=guid)
+    assert row is not None
+    assert row["content"] == "hello <b>world</b>"
+    assert (row["author"], row["author_email"], row["user_ip"]) == ("Ann", "a@x.org", "10.0.0.1")
+    assert row["verdict"] == "spam" and row["spam_probability"] == pytest.approx(0.91)
+    assert row["reasons"][0]["direction"] == "spam"
+    assert store.comment(row["id"])["guid"] == guid
+    with pytest.raises(NotFound):
+        store.comment(row["id"] + 1000)
+
+
+def test_find_comment_by_normalised_content(store: Store) -> None:
+    add_comment(store, "Buy   CHEAP pills")
+    found = store.find_comment(content="buy cheap pills")
+    assert found is not None and found["content"] == "Buy   CHEAP pills"
+    assert store.find_comment() is None
+
+
+def test_feedback_by_guid_by_content_and_new(store: Store) -> None:
+    guid = add_comment(store, "first comment")
+    cid, _ = store.feedback(label="spam", source="site", actor="site:1", site_id=None, guid=guid)
+    assert cid == comment_id(store, guid)
+    cid2, _ = store.feedback(label="ham", source="site", actor="site:1", site_id=None,
+                             content="first comment")
+    assert cid2 == cid
+    cid3, _ = store.feedback(label="spam", source="site", actor="s", site_id=None,
+                             content="never seen", fields={"author": "Bo"})
+    assert cid3 != cid and store.comment(cid3)["author"] == "Bo"
+    with pytest.raises(NotFound):
+        store.feedback(label="spam", source="site", actor="s", site_id=None, guid="missing")
+
+
+def test_label_history_keeps_everything_and_latest_wins(store: Store) -> None:
+    cid = comment_id(store, add_comment(store, "text"))
+    for label, source in [("spam", "site"), ("ham", "moderator"), ("spam", "import")]:
+        store.add_label(cid, label, source=source, actor="who")
+    history = store.label_history(cid)
+    assert [(h["label"], h["source"]) for h in history] == [
+        ("spam", "site"), ("ham", "moderator"), ("spam", "import")
+    ]
+    assert store.latest_label(cid) == "spam"
+    assert store.latest_label(cid, task="toxicity") is None
+    store.add_label(cid, "toxic", source="moderator", task="toxicity", attribute="INSULT")
+    assert store.latest_label(cid, task="toxicity") == "toxic"
+
+
+@pytest.mark.parametrize(
+    ("label", "source", "task"),
+    [("maybe", "site", "spam"), ("spam", "robot", "spam"), ("spam", "site", "toxicity")],
+)
+def test_add_label_refuses_unknown_values(store: Store, label: str, source: str, task: str) -> None:
+    cid = comment_id(store, add_comment(store, "text"))
+    with pytest.raises(ValidationError):
+        store.add_label(cid, label, source=source, task=task)
+    assert store.label_history(cid, task) == []
+
+
+def test_audit_log_newest_first(store: Store) -> None:
+    store.audit("cli", "one", "a", {"n": 1})
+    store.audit("cli", "two")
+    entries = store.audit_entries(limit=5)
+    assert [(e["action"], e["detail"]) for e in entries] == [("two", {}), ("one", {"n": 1})]
+
+
+def test_is_forgotten_without_values_is_false(store: Store) -> None:
+    assert store.is_forgotten() is False
+    assert store.is_forgotten(email="nobody@example.org") is False
+
+
+def test_migrations_and_schema_agree(store: Store) -> None:
+    """Alembic's autogenerate finds nothing to change between head and schema.py."""
+    assert migrate.current_revision(store.engine) == migrate.head_revision()
+    with store.engine.connect() as conn:
+        ctx = MigrationContext.configure(conn, opts={"compare_type": True})
+        diff = compare_metadata(ctx, schema.metadata)
+    assert diff == []
