@@ -58,12 +58,13 @@ def run(
     duration: float,
     connections: int,
     threads: int = 2,
+    timeout: float = 5.0,
     env: dict[str, str] | None = None,
 ) -> WrkResult:
     """wrk at fixed concurrency for ``duration`` seconds; the script is bench/lua/<script>.lua."""
     argv = [
         "wrk", f"-t{min(threads, connections)}", f"-c{connections}",
-        f"-d{max(1, round(duration))}s", "--latency", "--timeout", "5s",
+        f"-d{max(1, round(duration))}s", "--latency", "--timeout", f"{timeout:g}s",
         "-s", str(LUA / f"{script}.lua"), url,
     ]
     full_env = {**os.environ, "BENCH_LUA": str(LUA), **(env or {})}
