@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import shutil
 import sys
 import tempfile
 import time
@@ -117,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
             client.post("/api/v1/check", json=body())
         profiler.stop()
         print(profiler.output_text(unicode=False, color=False))
+    res.store.engine.dispose()
+    shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 
