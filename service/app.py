@@ -21,9 +21,11 @@ from service import (
     migrate,
     moderation_api,
     moderation_views,
+    writebehind,
 )
 from service.config import Settings, load_settings
 from service.errors import CommentmodError, RateLimited
+from service.jsonfast import OrjsonProvider
 from service.model import ModelHolder
 from service.registry import Registry
 from service.resources import EXTENSION, Resources
@@ -62,7 +64,7 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.production,
     )
-    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.json = OrjsonProvider(app)  # orjson, keys in insertion order
     res = init_resources(app, settings)
     cache.init_cache(res)
     limits.init_limits(app, res)
@@ -84,6 +86,7 @@ def init_resources(app: Flask, settings: Settings) -> Resources:
     models.on_swap.append(_model_metric("spam"))
     res = Resources(settings=settings, store=store, models=models)
     app.extensions[EXTENSION] = res
+    writebehind.init(res)
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         after_fork(app)  # no gunicorn master: this process is the worker
     return res

@@ -66,6 +66,10 @@ def check_comments(
             )
             for c, r in zip(comments, results, strict=True)
         ]
+        writer = res.extras.get("write_behind")
+        if writer is not None:  # recorded off the request path (service/writebehind.py)
+            writer.submit(records)
+            return results
         try:
             res.store.record_checks(records)
         except StorageError as exc:
@@ -98,6 +102,9 @@ def record_feedback(
 
     A label that cannot be committed raises StorageError: it is never acknowledged.
     """
+    writer = res.extras.get("write_behind")
+    if writer is not None:
+        writer.flush()  # a label for a check still queued here must find its comment
     content = comment.content if comment is not None else ""
     fields = comment_fields(comment) if comment is not None else {}
     comment_id, label_id = res.store.feedback(

@@ -79,6 +79,18 @@ class Settings:
     bootstrap_data: Path | None = _setting(
         None, "data trained on when no model exists (default: shipped YouTube set)", Path
     )
+    write_behind_queue: int = _setting(
+        10_000,
+        "checks a worker queues for its background writer (0: write in the request; "
+        "ENV=testing always writes in the request)",
+        int,
+    )
+    write_behind_batch: int = _setting(
+        500, "most checks the background writer commits at once", int
+    )
+    write_behind_interval_seconds: float = _setting(
+        0.2, "how often the background writer commits what is queued", float
+    )
 
     @property
     def production(self) -> bool:
@@ -169,6 +181,12 @@ def _validate(s: Settings) -> None:
         )
     if s.redis_retry_after_seconds < 0:
         raise ConfigurationError(f"{PREFIX}REDIS_RETRY_AFTER_SECONDS must be 0 or more")
+    if s.write_behind_queue < 0 or s.write_behind_batch <= 0:
+        raise ConfigurationError(
+            f"{PREFIX}WRITE_BEHIND_QUEUE must be 0 or more and {PREFIX}WRITE_BEHIND_BATCH positive"
+        )
+    if not 0 < s.write_behind_interval_seconds <= 60:
+        raise ConfigurationError(f"{PREFIX}WRITE_BEHIND_INTERVAL_SECONDS must be in (0, 60]")
     if s.cache_ttl_seconds < 0:
         raise ConfigurationError(f"{PREFIX}CACHE_TTL_SECONDS must be 0 or more")
     if not 0 < s.redis_timeout_seconds <= 5:

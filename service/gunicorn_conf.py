@@ -56,3 +56,11 @@ def post_fork(server: Any, worker: Any) -> None:
     from service.wsgi import app
 
     after_fork(app)
+
+
+def worker_exit(server: Any, worker: Any) -> None:
+    from service.resources import EXTENSION
+    from service.writebehind import stop
+    from service.wsgi import app
+
+    stop(app.extensions[EXTENSION])  # checks still queued are written before the worker goes

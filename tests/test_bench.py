@@ -1,0 +1,77 @@
+"""Smoke tests for the benchmark scripts: they run, print their table and find no errors.
+
+Real servers, real wrk, one-second runs: correctness of the harness, not speed.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench import wrk
+from bench.run import Row, table, verdicts
+
+ROOT = Path(__file__).resolve().parent.parent
+
+WRK_OUTPUT = """Running 1s test @ http://127.0.0.1:1/
+  2 threads and 8 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency     1.10ms  300.00us   5.00ms   90.00%
+  Latency Distribution
+     50%  812.00us
+     75%    1.20ms
+     90%    1.50ms
+     99%    2.10s
+  1234 requests in 1.00s, 200.00KB read
+  Socket errors: connect 0, read 2, write 0, timeout 1
+  Non-2xx or 3xx responses: 4
+Requests/sec:   1234.50
+Transfer/sec:    200.00KB
+"""
+
+
+def test_wrk_report_is_read_with_units_and_errors() -> None:
+    r = wrk.parse(WRK_OUTPUT)
+    assert (r.requests, r.rps) == (1234, 1234.5)
+    assert r.p50_ms == pytest.approx(0.812) and r.p99_ms == pytest.approx(2100.0)
+    assert (r.non_2xx, r.socket_errors, r.errors) == (4, 3, 7)
+
+
+def test_missing_features_print_not_available() -> None:
+    rows = [Row("ceiling", "c", 1000.0, 1.0, 2.0, 0, {"rss": 30.0}, 1.0),
+            Row("hit", "h", note="n/a (not available: no verdict cache)")]
+    out = table(rows)
+    assert "n/a (not available: no verdict cache)" in out and "| ceiling | 1,000 |" in out
+    assert any("errors over all scenarios: 0" in v for v in verdicts(rows))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed")
+def test_run_py_one_second_one_scenario(model_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [sys.executable, "bench/run.py", "--only", "miss", "--duration", "1", "--warmup", "1",
+         "--workers", "2", "--model-dir", str(model_dir), "--json", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "| ceiling |" in proc.stdout and "| miss |" in proc.stdout
+    assert "rerun: make bench" in proc.stdout
+    assert "request errors over all scenarios: 0" in proc.stdout
+    assert '"scenario": "miss"' in out.read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed")
+def test_steady_py_holds_a_small_rate(model_dir: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "bench/steady.py", "--rate", "5", "--duration", "2", "--workers", "1",
+         "--model-dir", str(model_dir)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "errors 0" in proc.stdout and "p99" in proc.stdout
