@@ -231,8 +231,12 @@ def models_list(obj: Context) -> None:
 @pass_ctx
 def models_promote(obj: Context, version: str) -> None:
     from service.model import load_scorer
+    from service.toxicity import load_toxicity_scorer
 
-    load_scorer(obj.registry, version)  # refuse what the service would refuse
+    if obj.registry.metadata(version).get("family") == "toxicity":
+        load_toxicity_scorer(obj.registry, version)
+    else:
+        load_scorer(obj.registry, version)  # refuse what the service would refuse
     obj.registry.set_current(version, action="promote")
     click.echo(f"current model is now {version}")
 
@@ -274,6 +278,11 @@ def config_cmd(obj: Context, show_all: bool) -> None:
         return
     click.echo(json.dumps(obj.settings.as_public_dict(), indent=2))
 
+
+from service.toxicity_cli import coral, toxicity  # noqa: E402 - groups that live beside their feature
+
+main.add_command(toxicity)
+main.add_command(coral)
 
 if __name__ == "__main__":
     main()

@@ -67,6 +67,12 @@ class Settings:
         2.0, "how often a worker checks the current-model pointer", float
     )
     retention_days: int = _setting(90, "unlabelled comment bodies older than this are purged", int)
+    perspective_rate_limit: int = _setting(
+        0, "Perspective API requests per key per minute; 0: no limit", int
+    )
+    coral_toxic_threshold: float = _setting(
+        0.8, "default TOXICITY at or above which Coral comments are acted on", float
+    )
     bootstrap_data: Path | None = _setting(
         None, "data trained on when no model exists (default: shipped YouTube set)", Path
     )

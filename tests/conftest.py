@@ -218,3 +218,24 @@ def serve(model_dir: Path, tmp_path: Path, sqlite_url: str) -> Iterator[Callable
             proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+# --- toxicity -----------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def toxicity_model_dir(trained_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The spam registry plus a small promoted toxicity model (a subset of the corpora)."""
+    from training.toxicity import default_data_dir, train_toxicity
+
+    data = default_data_dir()
+    if data is None:
+        pytest.skip("toxicity corpora (shared/data/toxicity) not found")
+    root = tmp_path_factory.mktemp("models-toxicity")
+    shutil.copytree(trained_model_dir, root, dirs_exist_ok=True)
+    registry = Registry(root)
+    result = train_toxicity(
+        registry, data, limit=4000, small=True, evaluate_after=False, span_tuning=40
+    )
+    registry.set_current(result.version)
+    return root
