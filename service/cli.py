@@ -106,6 +106,9 @@ def serve(obj: Context, host: str, port: int, workers: int | None, no_bootstrap:
     if no_bootstrap and obj.registry.current("spam") is None:
         raise click.ClickException("no current model and --no-bootstrap given")
     version = ensure_model(obj)
+    if obj.registry.current("toxicity") is None:  # too slow to train here (about 2 CPU-min)
+        click.echo("no toxicity model: the Perspective and Coral endpoints score spam only / "
+                   "answer 503 until `commentmod toxicity train --promote`", err=True)
     prom_dir = obj.settings.data_dir.resolve() / "prometheus"
     shutil.rmtree(prom_dir, ignore_errors=True)
     prom_dir.mkdir(parents=True)

@@ -83,6 +83,13 @@ IDENTITIES = (
 )
 # Augmentation: neutral sentences mentioning an identity, labelled non-toxic.
 TRAIN_TEMPLATES = (
+    "I'm {i} and I read this paper every morning.",
+    "I am {i}, and I was born in this city.",
+    "We are a {i} family with three kids.",
+    "He is a {i} firefighter.",
+    "My {i} colleague gave a great talk.",
+    "Two {i} men opened a bakery on our street.",
+    "A {i} woman was elected to the school board.",
     "I met a {i} couple at the market today.",
     "The article quotes a {i} doctor.",
     "Our {i} neighbours invited us to dinner.",
