@@ -377,8 +377,9 @@ class MaskedMultiOutput(ClassifierMixin, BaseEstimator):
         self.estimator = estimator
         self.outputs = outputs
 
-    def fit(self, X: Any, Y: Any) -> MaskedMultiOutput:
+    def fit(self, X: Any, Y: Any, sample_weight: Any = None) -> MaskedMultiOutput:
         labels = np.asarray(Y, dtype=np.float64)
+        weights = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
         if labels.ndim != 2 or labels.shape[1] != len(self.outputs):
             raise ValueError(f"Y must have one column per output {self.outputs}")
         self.estimators_ = []
@@ -386,7 +387,10 @@ class MaskedMultiOutput(ClassifierMixin, BaseEstimator):
             known = ~np.isnan(labels[:, k])
             if len(set(labels[known, k])) < 2:
                 raise ValueError(f"output {name!r} needs positive and negative examples")
-            self.estimators_.append(clone(self.estimator).fit(X[known], labels[known, k]))
+            w = None if weights is None else weights[known]
+            self.estimators_.append(
+                clone(self.estimator).fit(X[known], labels[known, k], sample_weight=w)
+            )
         self.coef_ = np.vstack([np.asarray(e.coef_).reshape(1, -1) for e in self.estimators_])
         self.intercept_ = np.array([float(np.ravel(e.intercept_)[0]) for e in self.estimators_])
         return self
