@@ -62,7 +62,7 @@ MIN_TOXICITY_AUC = 0.85
 DAVIDSON_OFFENSIVE_SHARE = 0.3
 # Sources that are few but closest to what the service sees (long discussion
 # comments; neutral mentions of identities) count more in the fit.
-SOURCE_WEIGHTS = {"wikipedia-talk": 5.0, "identity-templates": 3.0, "labels": 3.0}
+SOURCE_WEIGHTS = {"wikipedia-talk": 5.0, "identity-templates": 10.0, "labels": 3.0}
 _SENTENCE = re.compile(r"[^.!?\n]+[.!?]*")  # promotion gate on the held-out Wikipedia Talk half
 
 DAVIDSON = "davidson_labeled_data.csv"
