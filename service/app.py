@@ -14,6 +14,7 @@ from werkzeug.exceptions import HTTPException
 from service import (
     api,
     cache,
+    coral,
     health,
     limits,
     logs,
@@ -21,6 +22,7 @@ from service import (
     migrate,
     moderation_api,
     moderation_views,
+    perspective,
     writebehind,
 )
 from service.config import Settings, load_settings
@@ -74,6 +76,8 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     app.register_blueprint(limits.protect(app, api.bp, style="json"))
     app.register_blueprint(moderation_views.bp)
     app.register_blueprint(moderation_api.bp)
+    perspective.init_app(app, res)
+    app.register_blueprint(coral.bp)
     return app
 
 

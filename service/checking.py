@@ -37,6 +37,7 @@ def check_comments(
     source: str,
     is_test: bool = False,
     store: bool = True,
+    toxicity: list[dict[str, Any] | None] | None = None,
 ) -> list[CheckResult]:
     """Score ``comments`` and record each check (unless ``store`` is false)."""
     scorer = res.models.scorer()
@@ -63,8 +64,9 @@ def check_comments(
                 reasons=[x.to_dict() for x in r.outcome.reasons],
                 model_version=r.outcome.model_version,
                 is_test=is_test,
+                toxicity=toxicity[i] if toxicity else None,
             )
-            for c, r in zip(comments, results, strict=True)
+            for i, (c, r) in enumerate(zip(comments, results, strict=True))
         ]
         writer = res.extras.get("write_behind")
         if writer is not None:  # recorded off the request path (service/writebehind.py)

@@ -106,6 +106,9 @@ def serve(obj: Context, host: str, port: int, workers: int | None, no_bootstrap:
     if no_bootstrap and obj.registry.current("spam") is None:
         raise click.ClickException("no current model and --no-bootstrap given")
     version = ensure_model(obj)
+    if obj.registry.current("toxicity") is None:  # too slow to train here (about 2 CPU-min)
+        click.echo("no toxicity model: the Perspective and Coral endpoints score spam only / "
+                   "answer 503 until `commentmod toxicity train --promote`", err=True)
     prom_dir = obj.settings.data_dir.resolve() / "prometheus"
     shutil.rmtree(prom_dir, ignore_errors=True)
     prom_dir.mkdir(parents=True)
@@ -231,8 +234,12 @@ def models_list(obj: Context) -> None:
 @pass_ctx
 def models_promote(obj: Context, version: str) -> None:
     from service.model import load_scorer
+    from service.toxicity import load_toxicity_scorer
 
-    load_scorer(obj.registry, version)  # refuse what the service would refuse
+    if obj.registry.metadata(version).get("family") == "toxicity":
+        load_toxicity_scorer(obj.registry, version)
+    else:
+        load_scorer(obj.registry, version)  # refuse what the service would refuse
     obj.registry.set_current(version, action="promote")
     click.echo(f"current model is now {version}")
 
@@ -278,6 +285,10 @@ def config_cmd(obj: Context, show_all: bool) -> None:
 from service.moderation_cli import register as _moderation  # noqa: E402 - needs main
 
 _moderation(main)
+from service.toxicity_cli import coral, toxicity  # noqa: E402 - groups that live beside their feature
+
+main.add_command(toxicity)
+main.add_command(coral)
 
 if __name__ == "__main__":
     main()

@@ -76,6 +76,12 @@ class Settings:
     password_hash_cost: str = _setting(
         "standard", "moderator argon2id cost: standard (64 MiB, t=3) or fast (tests only)"
     )
+    perspective_rate_limit: int = _setting(
+        0, "Perspective API requests per key per minute; 0: no limit", int
+    )
+    coral_toxic_threshold: float = _setting(
+        0.8, "default TOXICITY at or above which Coral comments are acted on", float
+    )
     bootstrap_data: Path | None = _setting(
         None, "data trained on when no model exists (default: shipped YouTube set)", Path
     )

@@ -149,6 +149,10 @@ class ModelHolder:
             )
         return scorer
 
+    def _load(self, version: str) -> Any:
+        """Verify, load and smoke-test ``version``; families with another scorer override it."""
+        return load_scorer(self.registry, version)
+
     def load_current(self) -> bool:
         """Load the version the pointer names if it differs from the serving one."""
         version = self.registry.current(self.family)
@@ -158,7 +162,7 @@ class ModelHolder:
         if self._scorer is not None and self._scorer.version == version:
             return False
         try:
-            scorer = load_scorer(self.registry, version)
+            scorer = self._load(version)
         except Exception as exc:
             self.last_error = f"model {version} refused: {exc}"
             log.error("model.refused", extra={"version": version, "error": str(exc)})

@@ -120,7 +120,7 @@ class CheckRecord:
     reasons: list[dict[str, Any]]
     model_version: str
     is_test: bool = False
-    toxicity: dict[str, float] | None = None
+    toxicity: dict[str, Any] | None = None  # {"scores": {...}, "spans": [[b, e, s]]}
 
 
 COMMENT_COLUMNS = {

@@ -281,3 +281,22 @@ def redis_server(tmp_path: Path) -> Iterator[Callable[..., RedisServer]]:
         if server.proc is not None:
             server.proc.send_signal(signal.SIGCONT)  # in case a test paused it
         server.stop()
+# --- toxicity -----------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def toxicity_model_dir(trained_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The spam registry plus a small promoted toxicity model (a subset of the corpora)."""
+    from training.toxicity import default_data_dir, train_toxicity
+
+    data = default_data_dir()
+    if data is None:
+        pytest.skip("toxicity corpora (shared/data/toxicity) not found")
+    root = tmp_path_factory.mktemp("models-toxicity")
+    shutil.copytree(trained_model_dir, root, dirs_exist_ok=True)
+    registry = Registry(root)
+    result = train_toxicity(
+        registry, data, limit=4000, small=True, evaluate_after=False, span_tuning=40
+    )
+    registry.set_current(result.version)
+    return root

@@ -11,6 +11,7 @@ import copy
 import math
 import re
 import unicodedata
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime
@@ -18,7 +19,7 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin, clone
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 # --- the comment record ------------------------------------------------------
@@ -354,3 +355,97 @@ def describe_feature(name: str) -> tuple[str, str]:
         signal = SIGNALS[SIGNAL_INDEX[value]]
         return "feature", signal.description
     return kind, value
+
+
+# --- toxicity: several attributes, one linear model each ---------------------
+# Pickled inside the toxicity Pipeline, so it lives here beside CommentFeatures.
+
+_WORD_TOKEN = re.compile(r"\w+")
+
+
+class MaskedMultiOutput(ClassifierMixin, BaseEstimator):
+    """One clone of ``estimator`` per output column, each fitted only on the rows
+    whose label for that column is known (not NaN).
+
+    The corpora label different attributes on different rows (Davidson's tweets
+    say "hate speech", Toxic Spans only "toxic"), so a row must not count as a
+    negative for an attribute nobody judged. ``predict_proba`` returns an
+    ``(n, k)`` matrix of positive-class probabilities, one column per output.
+    """
+
+    def __init__(self, estimator: Any = None, outputs: tuple[str, ...] = ()) -> None:
+        self.estimator = estimator
+        self.outputs = outputs
+
+    def fit(self, X: Any, Y: Any, sample_weight: Any = None) -> MaskedMultiOutput:
+        labels = np.asarray(Y, dtype=np.float64)
+        weights = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+        if labels.ndim != 2 or labels.shape[1] != len(self.outputs):
+            raise ValueError(f"Y must have one column per output {self.outputs}")
+        self.estimators_ = []
+        for k, name in enumerate(self.outputs):
+            known = ~np.isnan(labels[:, k])
+            if len(set(labels[known, k])) < 2:
+                raise ValueError(f"output {name!r} needs positive and negative examples")
+            w = None if weights is None else weights[known]
+            self.estimators_.append(
+                clone(self.estimator).fit(X[known], labels[known, k], sample_weight=w)
+            )
+        self.coef_ = np.vstack([np.asarray(e.coef_).reshape(1, -1) for e in self.estimators_])
+        self.intercept_ = np.array([float(np.ravel(e.intercept_)[0]) for e in self.estimators_])
+        return self
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        return np.asarray(X @ self.coef_.T) + self.intercept_
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        return 1.0 / (1.0 + np.exp(-np.clip(self.decision_function(X), -700, 700)))
+
+    def predict(self, X: Any) -> np.ndarray:
+        return (self.predict_proba(X) >= 0.5).astype(int)
+
+
+def token_contributions(
+    features: CommentFeatures, row: Any, coef: np.ndarray, text: str
+) -> list[tuple[int, int, float]]:
+    """Each word of ``text`` with its share of a linear model's margin.
+
+    ``row`` is ``features.transform([text])``. A word gets the weight x value of
+    its unigram and of its character n-grams, and half of each bigram it is part
+    of; a feature present several times in the comment is shared evenly between
+    its occurrences. Offsets are Python string indices into ``text``.
+    """
+    values = dict(zip(row.indices.tolist(), row.data.tolist(), strict=True))
+    word_an = features.word_.build_analyzer()
+    word_vocab = features.word_.vocabulary_
+    tokens = [(m.start(), m.end(), normalise_text(m.group())) for m in _WORD_TOKEN.finditer(text)]
+    doc_words = Counter(word_an(normalise_text(text)))
+    char_an = features.char_.build_analyzer() if features.char_ is not None else None
+    char_vocab = features.char_.vocabulary_ if features.char_ is not None else {}
+    doc_chars = Counter(char_an(normalise_text(text))) if char_an is not None else Counter()
+
+    def share(term: str, vocab: dict[str, int], offset: int, counts: Counter[str]) -> float:
+        j = vocab.get(term)
+        if j is None or (j + offset) not in values or not counts[term]:
+            return 0.0
+        return float(coef[j + offset] * values[j + offset] / counts[term])
+
+    out = []
+    for i, (start, end, tok) in enumerate(tokens):
+        c = share(tok, word_vocab, 0, doc_words)
+        for neighbour in (i - 1, i + 1):
+            if 0 <= neighbour < len(tokens):
+                a, b = sorted((i, neighbour))
+                c += 0.5 * share(f"{tokens[a][2]} {tokens[b][2]}", word_vocab, 0, doc_words)
+        if char_an is not None:
+            c += sum(share(g, char_vocab, features.n_word_, doc_chars) for g in char_an(tok))
+        out.append((start, end, c))
+    return out
+
+
+def utf16_offsets(text: str) -> list[int]:
+    """``out[i]`` is the UTF-16 code-unit offset of Python index ``i`` (len+1 entries)."""
+    out = [0]
+    for ch in text:
+        out.append(out[-1] + (2 if ord(ch) > 0xFFFF else 1))
+    return out
