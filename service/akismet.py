@@ -112,6 +112,8 @@ def request_fields() -> dict[str, str]:
     The form is decoded as ``blog_charset`` says when that is not UTF-8
     (Werkzeug assumes UTF-8 and would replace the bytes).
     """
+    if request.method == "POST" and request.mimetype == "application/x-www-form-urlencoded":
+        request.get_data(cache=True)  # keep the raw body: the form parser reads the cache
     values = dict(request.values.items())
     charset = (values.get("blog_charset") or values.get("charset") or "").strip()
     if request.method == "POST" and charset and _foreign_charset(charset):

@@ -7,7 +7,6 @@ characters are stored.
 from __future__ import annotations
 
 import json
-from functools import cache
 
 import click
 
@@ -16,11 +15,15 @@ from service.config import load_settings
 from service.store import Store, engine_for
 
 
-@cache
 def _store() -> Store:
-    """The configured database, migrated: opened once per invocation, when first needed."""
-    store = Store(engine_for(load_settings().resolved_database_url))
-    migrate.upgrade(store.engine)
+    """The configured database, migrated; opened once per invocation, when first needed."""
+    ctx = click.get_current_context()
+    store: Store | None = ctx.meta.get("commentmod.keys.store")
+    if store is None:
+        store = Store(engine_for(load_settings().resolved_database_url))
+        migrate.upgrade(store.engine)
+        ctx.meta["commentmod.keys.store"] = store
+        ctx.call_on_close(store.engine.dispose)
     return store
 
 
