@@ -14,14 +14,14 @@ import json
 import os
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import akismet
 import httpx
 import pykismet3
 import pytest
+from conftest import free_port, wait_for_http
 
 from service import migrate
 from service.store import Store, engine_for
@@ -30,7 +30,6 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
 CLIENT_VENV = ROOT / ".venv-clients" / "python-akismet"
-BLOG = "https://news.example/"
 SPAM = "Check out my channel and SUBSCRIBE!!! http://bit.ly/free-money win an iPhone"
 HAM = "The council should publish the budget before the vote, not after. Good reporting."
 IP = "203.0.113.9"
@@ -38,27 +37,65 @@ UA = "Mozilla/5.0 (X11; Linux x86_64)"
 
 
 class Served:
-    def __init__(self, base: str, key: str, store: Store) -> None:
-        self.base, self.key, self.store = base, key, store
+    """The shared served instance, seen through one site's fresh key."""
+
+    def __init__(self, base: str, blog: str, key: str, site_id: int, store: Store) -> None:
+        self.base, self.blog, self.key, self.site_id, self.store = base, blog, key, site_id, store
 
     def labels(self) -> list[tuple[str, str, str, bool]]:
-        """(content, label, source, is_test) of every label, oldest first."""
+        """(content, label, source, is_test) of this site's labels, oldest first."""
         sql = ("select c.content, l.label, l.source, l.is_test from labels l "
-               "join comments c on c.id = l.comment_id order by l.id")
-        return self.store.read(lambda c: [tuple(r) for r in c.exec_driver_sql(sql)])
+               "join comments c on c.id = l.comment_id where c.site_id = ? order by l.id")
+        return self.store.read(
+            lambda c: [tuple(r) for r in c.exec_driver_sql(sql, (self.site_id,))]
+        )
 
     def checks(self) -> list[tuple[str, str, bool]]:
-        sql = "select source, verdict, is_test from comments where verdict is not null order by id"
-        return self.store.read(lambda c: [tuple(r) for r in c.exec_driver_sql(sql)])
+        sql = ("select source, verdict, is_test from comments "
+               "where verdict is not null and site_id = ? order by id")
+        return self.store.read(
+            lambda c: [tuple(r) for r in c.exec_driver_sql(sql, (self.site_id,))]
+        )
+
+
+@pytest.fixture(scope="module")
+def server(trained_model_dir: Path, tmp_path_factory: pytest.TempPathFactory,
+           ) -> Iterator[tuple[str, Store]]:
+    """One ``commentmod serve`` (gunicorn, two workers) for the module: starting one
+    costs 10-20 s on the shared machine. Each test uses a site of its own."""
+    root = tmp_path_factory.mktemp("akismet-served")
+    url = f"sqlite:///{root / 'store.sqlite3'}"
+    store = Store(engine_for(url))
+    migrate.upgrade(store.engine)
+    port = free_port()
+    env = {**os.environ, "COMMENTMOD_ENV": "testing",
+           "COMMENTMOD_MODEL_DIR": str(trained_model_dir),
+           "COMMENTMOD_DATA_DIR": str(root / "var"), "COMMENTMOD_DATABASE_URL": url,
+           "COMMENTMOD_SECRET_KEY": "test-secret", "COMMENTMOD_LOG_LEVEL": "WARNING"}
+    with (root / "serve.log").open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "service.cli", "serve", "--port", str(port), "--workers", "2"],
+            env=env, stdout=log, stderr=subprocess.STDOUT, cwd=root,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_http(base + "/healthz", timeout=90)
+        yield base, store
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        store.engine.dispose()
 
 
 @pytest.fixture
-def served(serve: Callable[..., str], sqlite_url: str) -> Iterator[Served]:
-    store = Store(engine_for(sqlite_url))
-    migrate.upgrade(store.engine)
-    key, _ = store.create_key(BLOG)
-    yield Served(serve(workers=2), key, store)
-    store.engine.dispose()
+def served(server: tuple[str, Store], request: pytest.FixtureRequest) -> Served:
+    base, store = server
+    blog = f"https://{request.node.name.replace('_', '-')}.example/"
+    key, site_id = store.create_key(blog)
+    return Served(base, blog, key, site_id, store)
 
 
 @pytest.fixture
@@ -94,22 +131,21 @@ def http_client(served: Served) -> httpx.Client:
 
 
 def test_pypi_akismet_client(served: Served) -> None:
-    config = akismet.Config(key=served.key, url=BLOG)
+    config = akismet.Config(key=served.key, url=served.blog)
     with pytest.raises(akismet.APIKeyError):
         akismet.SyncClient.validated_client(
-            config=akismet.Config(key="wrongkey1234", url=BLOG), http_client=http_client(served)
+            config=akismet.Config(key="wrongkey1234", url=served.blog),
+            http_client=http_client(served),
         )
     client = akismet.SyncClient.validated_client(config=config, http_client=http_client(served))
     assert client.verify_key() is True
-    assert client.verify_key("wrongkey1234", BLOG) is False
+    assert client.verify_key("wrongkey1234", served.blog) is False
     assert client.verify_key(served.key, "https://someone-else.example") is False
 
-    started = time.perf_counter()
+    # (Latency against the client's 1 s default timeout is measured in bench/, not here.)
     spam = client.comment_check(IP, user_agent=UA, comment_content=SPAM,
                                 comment_author="Free Money", comment_type="comment")
-    elapsed = time.perf_counter() - started
     assert spam in (akismet.CheckResponse.SPAM, akismet.CheckResponse.DISCARD)
-    assert elapsed < 1.0, f"comment-check took {elapsed:.3f} s; the client gives up at 1 s"
     assert client.comment_check(IP, user_agent=UA, comment_content=HAM,
                                 comment_author="Jane Reader") == akismet.CheckResponse.HAM
     # Akismet's test conventions; is_test keeps them out of labels and reports.
@@ -125,16 +161,18 @@ def test_pypi_akismet_client(served: Served) -> None:
     assert client.submit_ham(IP, user_agent=UA, comment_content=SPAM) is True
 
     sites = client.key_sites()  # sent without any key: the default reports every site
-    assert isinstance(sites, dict) and sites["total"] == 1
+    assert isinstance(sites, dict)
     [month] = [k for k in sites if k not in {"limit", "offset", "total"}]
-    assert sites[month][0] == {"site": "news.example", "api_calls": 2, "spam": 1, "ham": 1,
-                               "missed_spam": 1, "false_positives": 1, "is_revoked": False}
+    site = served.blog.removeprefix("https://").rstrip("/")
+    assert [r for r in sites[month] if r["site"] == site] == [
+        {"site": site, "api_calls": 2, "spam": 1, "ham": 1, "missed_spam": 1,
+         "false_positives": 1, "is_revoked": False}]
     csv_text = client.key_sites(result_format="csv")
     assert isinstance(csv_text, str) and csv_text.startswith("Active sites for all sites")
     assert client.usage_limit() == {"limit": "none", "usage": 2, "percentage": "0.00",
                                     "throttled": False}
 
-    unchecked = akismet.SyncClient(config=akismet.Config(key="wrongkey1234", url=BLOG),
+    unchecked = akismet.SyncClient(config=akismet.Config(key="wrongkey1234", url=served.blog),
                                    http_client=http_client(served))
     with pytest.raises(akismet.APIKeyError):
         unchecked.comment_check(IP, comment_content=HAM)
@@ -152,7 +190,7 @@ def test_pykismet3_through_a_proxy(served: Served, proxy_env: dict[str, str]) ->
         return {"user_ip": IP, "user_agent": UA, "referrer": "https://news.example/a",
                 "comment_content": content, **extra}
 
-    client = pykismet3.Akismet(api_key=served.key, blog_url=BLOG, user_agent="NewsSite/1.0")
+    client = pykismet3.Akismet(api_key=served.key, blog_url=served.blog, user_agent="NewsSite/1.0")
     assert client.check(params(SPAM, comment_author="Free Money")) is True
     assert client.check(params(HAM, comment_author="Jane Reader")) is False
     assert client.check(params(HAM, comment_author="akismet-guaranteed-spam",
@@ -160,7 +198,7 @@ def test_pykismet3_through_a_proxy(served: Served, proxy_env: dict[str, str]) ->
     client.submit_spam(params(HAM))
     client.submit_ham(params(SPAM))
 
-    stranger = pykismet3.Akismet(api_key="wrongkey1234", blog_url=BLOG, user_agent="x/1")
+    stranger = pykismet3.Akismet(api_key="wrongkey1234", blog_url=served.blog, user_agent="x/1")
     with pytest.raises(pykismet3.AkismetServerError, match="invalid"):
         stranger.check(params(HAM))
     elsewhere = pykismet3.Akismet(api_key=served.key, blog_url="https://other.example",
@@ -233,7 +271,7 @@ def test_python_akismet_in_its_own_venv(served: Served, proxy_env: dict[str, str
                                         python_akismet: Path, tmp_path: Path) -> None:
     driver = tmp_path / "driver.py"
     driver.write_text(DRIVER)
-    proc = subprocess.run([str(python_akismet), str(driver), served.key, BLOG, SPAM, HAM],
+    proc = subprocess.run([str(python_akismet), str(driver), served.key, served.blog, SPAM, HAM],
                           env={**os.environ, **proxy_env}, capture_output=True, text=True,
                           timeout=60)
     assert proc.returncode == 0, proc.stderr
