@@ -378,3 +378,14 @@ def test_usage_limit(make_app: Callable[..., Flask]) -> None:
     assert_invalid(limited.get("/1.2/usage-limit?api_key=wrongkey1234"), "unknown")
     r = limited.get("/1.2/usage-limit", headers={"Host": f"{news}.rest.akismet.com"})
     assert r.get_json()["usage"] == 5
+
+
+def test_a_label_that_cannot_be_stored_is_never_thanked(client: FlaskClient, key: str,
+                                                        app: Flask) -> None:
+    guid = check(client, key, comment_content=HAM).headers["X-akismet-guid"]
+    with store_of(app).engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE labels")  # the database breaks under us
+    r = submit(client, "spam", key, guid=guid)
+    assert r.status_code == 503 and r.data != THANKS
+    assert r.headers["X-akismet-error"] and r.mimetype == "text/plain"
+    assert_text(check(client, key, comment_content=HAM), b"false")  # checks still answer
