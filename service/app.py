@@ -13,7 +13,7 @@ from werkzeug.exceptions import HTTPException
 
 from service import akismet, api, health, logs, metrics, migrate
 from service.config import Settings, load_settings
-from service.errors import CommentmodError, RateLimited
+from service.errors import AuthenticationError, CommentmodError, RateLimited
 from service.model import ModelHolder
 from service.registry import Registry
 from service.resources import EXTENSION, Resources
@@ -107,6 +107,8 @@ def error_response(exc: CommentmodError) -> Response:
     )
     if isinstance(exc, RateLimited):
         response.headers["Retry-After"] = str(exc.retry_after)
+    if isinstance(exc, AuthenticationError):
+        response.headers["WWW-Authenticate"] = 'Bearer realm="commentmod"'  # RFC 6750
     return response
 
 

@@ -127,6 +127,7 @@ def test_anonymous_calls_are_refused_when_auth_is_required(
                        ("/api/v1/feedback", {"label": "spam", "content": HAM})):
         r = client.post(path, json=body)
         assert r.status_code == 401
+        assert r.headers["WWW-Authenticate"].startswith("Bearer")
         assert "Bearer" in r.get_json()["error"]["message"]
     key, _ = store_of(app).create_key("news.example")
     r = client.post("/api/v1/check", json={"content": HAM},
