@@ -75,10 +75,10 @@ def test_verify_key_accepts_the_key_in_each_place(client: FlaskClient, key: str)
     assert_text(r, b"valid")
 
 
-@pytest.mark.parametrize("blog", ["http://news.example", "https://www.NEWS.example/",
-                                  "news.example", "https://news.example/politics/"])
-def test_verify_key_normalises_the_blog(client: FlaskClient, key: str, blog: str) -> None:
-    assert_text(post(client, "/1.1/verify-key", {"key": key, "blog": blog}), b"valid")
+def test_verify_key_normalises_the_blog(client: FlaskClient, key: str) -> None:
+    for blog in ("http://news.example", "https://www.NEWS.example/", "news.example",
+                 "https://news.example/politics/", "https://news.example:443/"):
+        assert_text(post(client, "/1.1/verify-key", {"key": key, "blog": blog}), b"valid")
 
 
 def test_verify_key_invalid_answers(client: FlaskClient, key: str, app: Flask) -> None:
@@ -151,14 +151,12 @@ def test_honeypot_is_blatant_spam_with_discard(client: FlaskClient, key: str) ->
     assert_text(r, b"false")
 
 
-@pytest.mark.parametrize(("value", "stored"), [
-    ("1", True), ("true", True), ("True", True), ("0", False), ("false", False),
-    ("False", False), ("", False)])
-def test_is_test_booleans(client: FlaskClient, key: str, app: Flask, value: str,
-                          stored: bool) -> None:
-    r = check(client, key, comment_content=HAM, is_test=value)
-    row = store_of(app).find_comment(guid=r.headers["X-akismet-guid"])
-    assert row is not None and row["is_test"] is stored
+def test_is_test_booleans(client: FlaskClient, key: str, app: Flask) -> None:
+    for value, stored in (("1", True), ("true", True), ("True", True), ("0", False),
+                          ("false", False), ("False", False), ("", False), ("maybe", False)):
+        r = check(client, key, comment_content=HAM, is_test=value)
+        row = store_of(app).find_comment(guid=r.headers["X-akismet-guid"])
+        assert row is not None and row["is_test"] is stored, value
 
 
 def test_discourse_aliases(client: FlaskClient, key: str, app: Flask) -> None:
