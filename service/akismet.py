@@ -112,11 +112,16 @@ def request_fields() -> dict[str, str]:
     The form is decoded as ``blog_charset`` says when that is not UTF-8
     (Werkzeug assumes UTF-8 and would replace the bytes).
     """
-    if request.method == "POST" and request.mimetype == "application/x-www-form-urlencoded":
-        request.get_data(cache=True)  # keep the raw body: the form parser reads the cache
+    urlencoded = request.mimetype == "application/x-www-form-urlencoded"
+    # Keep the raw body for a non-UTF-8 charset: the form parser then reads the
+    # cache. If something (a rate limiter's key function) parsed the form first,
+    # the raw bytes are gone and Werkzeug's UTF-8 decoding stands.
+    raw_kept = request.method == "POST" and urlencoded and "form" not in request.__dict__
+    if raw_kept:
+        request.get_data(cache=True)
     values = dict(request.values.items())
     charset = (values.get("blog_charset") or values.get("charset") or "").strip()
-    if request.method == "POST" and charset and _foreign_charset(charset):
+    if raw_kept and charset and _foreign_charset(charset):
         raw = request.get_data(cache=True).decode("latin-1")
         decoded = parse_qsl(raw, keep_blank_values=True, encoding=charset, errors="replace")
         values = {**dict(reversed(decoded)), **{k: v for k, v in request.args.items()}}

@@ -387,3 +387,24 @@ def test_a_label_that_cannot_be_stored_is_never_thanked(client: FlaskClient, key
     assert r.status_code == 503 and r.data != THANKS
     assert r.headers["X-akismet-error"] and r.mimetype == "text/plain"
     assert_text(check(client, key, comment_content=HAM), b"false")  # checks still answer
+
+
+def test_form_parsed_before_the_view_still_answers(make_app: Callable[..., Flask]) -> None:
+    """A rate limiter's key function may read request.form first: the raw body is
+    then gone, so a Latin-1 form falls back to Werkzeug's UTF-8 decoding, still answered."""
+    from flask import request
+
+    app = make_app()
+
+    @app.before_request
+    def _read_form_first() -> None:
+        request.form.get("api_key")
+
+    key = store_of(app).create_key(BLOG)[0]
+    raw = (f"api_key={key}&blog=news.example&user_ip=1.2.3.4&charset=ISO-8859-1"
+           "&comment_content=Tr%E8s%20bien").encode()
+    r = app.test_client().post("/1.1/comment-check", data=raw,
+                               content_type="application/x-www-form-urlencoded")
+    assert r.status_code == 200 and r.data in (b"true", b"false")
+    row = store_of(app).find_comment(guid=r.headers["X-akismet-guid"])
+    assert row is not None and row["content"] == "Tr%E8s bien"  # Werkzeug keeps bad escapes
