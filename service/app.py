@@ -12,6 +12,7 @@ from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
 
 from service import (
+    akismet,
     api,
     cache,
     coral,
@@ -26,7 +27,7 @@ from service import (
     writebehind,
 )
 from service.config import Settings, load_settings
-from service.errors import CommentmodError, RateLimited
+from service.errors import AuthenticationError, CommentmodError, RateLimited
 from service.jsonfast import OrjsonProvider
 from service.model import ModelHolder
 from service.registry import Registry
@@ -74,6 +75,7 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     register_hooks(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(limits.protect(app, api.bp, style="json"))
+    app.register_blueprint(limits.protect(app, akismet.bp, style="akismet"))
     app.register_blueprint(moderation_views.bp)
     app.register_blueprint(moderation_api.bp)
     perspective.init_app(app, res)
@@ -127,6 +129,8 @@ def error_response(exc: CommentmodError) -> Response:
     )
     if isinstance(exc, RateLimited):
         response.headers["Retry-After"] = str(exc.retry_after)
+    if isinstance(exc, AuthenticationError):
+        response.headers["WWW-Authenticate"] = 'Bearer realm="commentmod"'  # RFC 6750
     return response
 
 

@@ -18,6 +18,7 @@ import click
 
 from service.config import Settings, describe, load_settings
 from service.errors import CommentmodError
+from service.keys_cli import keys
 from service.registry import Registry
 
 
@@ -67,6 +68,9 @@ class Group(click.Group):
 @click.version_option(package_name="commentmod")
 def main() -> None:
     """commentmod: comment moderation for news sites."""
+
+
+main.add_command(keys)
 
 
 # --- serve -------------------------------------------------------------------

@@ -64,6 +64,12 @@ class Settings:
     redis_retry_after_seconds: float = _setting(
         2.0, "how long to skip Redis after a failure", float
     )
+    akismet_unsure_is_spam: bool = _setting(
+        True, "Akismet answers 'true' (held as spam) for an unsure verdict", _bool
+    )
+    akismet_monthly_limit: int = _setting(
+        0, "checks per site per month reported by /1.2/usage-limit; 0: none", int
+    )
     rate_limit: str = _setting("", "per key/IP limit, e.g. '600/minute'; empty: off")
     flood_window_seconds: int = _setting(3_600, "window of the flood counters", int)
     flood_spam_count: int = _setting(
@@ -193,6 +199,8 @@ def _validate(s: Settings) -> None:
         )
     if not 0 < s.write_behind_interval_seconds <= 60:
         raise ConfigurationError(f"{PREFIX}WRITE_BEHIND_INTERVAL_SECONDS must be in (0, 60]")
+    if s.akismet_monthly_limit < 0:
+        raise ConfigurationError(f"{PREFIX}AKISMET_MONTHLY_LIMIT must be 0 (none) or more")
     if s.cache_ttl_seconds < 0:
         raise ConfigurationError(f"{PREFIX}CACHE_TTL_SECONDS must be 0 or more")
     if not 0 < s.redis_timeout_seconds <= 5:
