@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from flask import Blueprint, Flask, Response, request
@@ -28,11 +28,11 @@ from flask_limiter import Limiter, RateLimitExceeded, RequestLimit
 from limits import parse_many
 
 from service import redis_keys
+from service.auth import form_key
 from service.errors import ConfigurationError, RateLimited
 from service.redis_client import client_options
 from service.resources import EXTENSION, Resources
 
-AKISMET_HOST_SUFFIX = ".rest.akismet.com"
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 # Akismet's usage alert, as its clients read it (they surface code and message).
 AKISMET_ALERT_CODE = "10009"
@@ -51,15 +51,11 @@ def request_api_key() -> str:
     header = request.headers.get("X-API-Key", "").strip()
     if header:
         return header.lower()
+    fields: Mapping[str, str] = {}
     if request.mimetype in FORM_TYPES:
         request.get_data(cache=True)  # keep the raw body readable for the view, too
-        value = request.form.get("api_key") or request.form.get("key") or ""
-        if value.strip():
-            return value.strip().lower()
-    host = request.host.split(":", 1)[0].lower()
-    if host.endswith(AKISMET_HOST_SUFFIX) and len(host) > len(AKISMET_HOST_SUFFIX):
-        return host[: -len(AKISMET_HOST_SUFFIX)]
-    return ""
+        fields = request.form
+    return form_key(fields, request.host).lower()
 
 
 def key_identity() -> str:
