@@ -424,14 +424,95 @@ class CommentFeatures(TransformerMixin, BaseEstimator):
         return np.asarray(names, dtype=object)
 
 
+def _readable(token: str) -> str:
+    if token == URL_TOKEN:
+        return "<link>"
+    if token == NUMBER_TOKEN:
+        return "<number>"
+    if token.startswith(HOST_PREFIX):
+        return token.removeprefix(HOST_PREFIX).replace("_", ".")
+    return token
+
+
 def describe_feature(name: str) -> tuple[str, str]:
     """(kind, words a moderator understands) for a feature name of :class:`CommentFeatures`."""
     kind, _, value = name.partition(":")
     if kind == "word":
-        return "token", (f"the phrase '{value}'" if " " in value else f"the word '{value}'")
+        if value == URL_TOKEN:
+            return "feature", "a link"
+        if value == NUMBER_TOKEN:
+            return "token", "a number"
+        if value.startswith(HOST_PREFIX) and " " not in value:
+            return "feature", f"a link to {_readable(value)}"
+        words = " ".join(_readable(t) for t in value.split(" "))
+        return "token", (f"the phrase '{words}'" if " " in value else f"the word '{words}'")
     if kind == "char":
         return "token", f"the letters '{value.strip()}'"
     if kind == "signal":
         signal = SIGNALS[SIGNAL_INDEX[value]]
         return "feature", signal.description
     return kind, value
+
+
+def char_wb_ngrams(word: str, ngram_range: tuple[int, int]) -> list[str]:
+    """The ``char_wb`` n-grams scikit-learn's analyser makes from one word."""
+    padded = f" {word} "
+    lo, hi = ngram_range
+    out = []
+    for n in range(lo, hi + 1):
+        offset = 0
+        out.append(padded[offset : offset + n])
+        while offset + n < len(padded):
+            offset += 1
+            out.append(padded[offset : offset + n])
+        if offset == 0:  # a word shorter than n counts once
+            break
+    return out
+
+
+def merge_contributions(
+    text: str, contributions: dict[str, float], char_ngrams: tuple[int, int] | None
+) -> dict[str, float]:
+    """Fold character n-gram contributions into the words they came from.
+
+    ``contributions`` maps feature names (``word:...``, ``char:...``, ``signal:...``)
+    to coefficient x value for one comment whose model text is ``text``. A char
+    n-gram's contribution is shared equally by its occurrences and each share is
+    added to the word (``word:<w>``) it occurred in, so a moderator sees words and
+    phrases, never letter fragments.
+    """
+    merged = {k: v for k, v in contributions.items() if not k.startswith("char:")}
+    if char_ngrams is None or len(merged) == len(contributions):
+        return merged
+    per_word: list[tuple[str, list[str]]] = [
+        (w, char_wb_ngrams(w, char_ngrams)) for w in text.split()
+    ]
+    counts: dict[str, int] = {}
+    for _, grams in per_word:
+        for g in grams:
+            counts[g] = counts.get(g, 0) + 1
+    for word, grams in per_word:
+        share = 0.0
+        for g in grams:
+            value = contributions.get("char:" + g)
+            if value is not None:
+                share += value / counts[g]
+        if share:
+            key = "word:" + word
+            merged[key] = merged.get(key, 0.0) + share
+    return merged
+
+
+def top_reasons(contributions: dict[str, float], k: int) -> list[tuple[str, str, float]]:
+    """The ``k`` biggest contributions as (kind, description, value), largest first.
+
+    Tiny pushes (under 0.05 in log-odds) are no reason; two features with the
+    same description (the word and its link token) are merged.
+    """
+    merged: dict[str, tuple[str, float]] = {}
+    for name, value in contributions.items():
+        kind, words = describe_feature(name)
+        old = merged.get(words)
+        merged[words] = (kind, value + (old[1] if old else 0.0))
+    ranked = sorted(merged.items(), key=lambda item: (-abs(item[1][1]), item[0]))
+    return [(kind, words, v) for words, (kind, v) in ranked[:k] if abs(v) >= 0.05]
