@@ -13,6 +13,7 @@ from service.comments import comment_fields
 from service.errors import StorageError
 from service.resources import Resources
 from service.scoring import Outcome, score_comments
+from service.site_rules import rules_for
 from service.store import CheckRecord, new_guid
 from training.features import Comment
 
@@ -40,7 +41,7 @@ def check_comments(
 ) -> list[CheckResult]:
     """Score ``comments`` and record each check (unless ``store`` is false)."""
     scorer = res.models.scorer()
-    outcomes = score_comments(scorer, comments)
+    outcomes = score_comments(scorer, comments, rules_for(res, site_id))
     results = [CheckResult(new_guid(), o) for o in outcomes]
     for r in results:
         metrics.VERDICTS.labels(r.outcome.verdict.value, source).inc()

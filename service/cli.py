@@ -297,5 +297,7 @@ def config_cmd(obj: Context, show_all: bool) -> None:
     click.echo(json.dumps(obj.settings.as_public_dict(), indent=2))
 
 
+main.add_command(__import__("service.rules_cli", fromlist=["rules"]).rules)
+
 if __name__ == "__main__":
     main()
