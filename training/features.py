@@ -96,7 +96,7 @@ def _join_spaced(match: re.Match[str]) -> str:
 _A_TAG = re.compile(
     r"<a\s[^>]{0,500}?href\s*=\s*[\"']([^\"'>]*)[\"'][^>]{0,200}>(.*?)</a\s*>", re.I | re.S
 )
-_TAG = re.compile(r"<\s*/?\s*[a-zA-Z][^<>]{0,300}>")
+_TAG = re.compile(r"</?[a-zA-Z][\w-]*(?:\s[^<>]{0,300})?/?>")
 
 
 def _link_text(match: re.Match[str]) -> str:
