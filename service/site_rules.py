@@ -40,6 +40,7 @@ KINDS = ("email", "domain", "ip", "phrase")
 MAX_VALUE = 500
 _DOMAIN = re.compile(r"^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}$")
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}$")
+_WORD = re.compile(r"\w+")
 KIND_WORDS = {"email": "e-mail", "domain": "domain", "ip": "IP address", "phrase": "phrase"}
 
 
@@ -209,7 +210,13 @@ def matches(entry: Entry, comment: Comment, text: str | None) -> bool:
         hosts = [comment.author_email.rsplit("@", 1)[-1].lower()] if comment.author_email else []
         hosts += url_domains(comment.author_url) + url_domains(comment.content)
         return any(_on_domain(h, entry.value) for h in hosts)
-    return f" {entry.value} " in f" {text} " if text is not None else False
+    return text is not None and _words(entry.value) in text
+
+
+@functools.lru_cache(maxsize=4096)
+def _words(phrase: str) -> str:
+    """A phrase as space-delimited words: punctuation never hides or fakes a match."""
+    return " " + " ".join(_WORD.findall(phrase)) + " "
 
 
 class RuleSet:
@@ -223,7 +230,7 @@ class RuleSet:
     def __call__(self, comment: Comment) -> RuleHit | None:
         if not self.entries:
             return None
-        text = normalise_text(comment.content) if self.has_phrases else None
+        text = _words(normalise_text(comment.content)) if self.has_phrases else None
         for entry in self.entries:
             if matches(entry, comment, text):
                 block = entry.list == "block"

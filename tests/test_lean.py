@@ -44,15 +44,21 @@ def scorer(trained_model_dir: Path) -> Scorer:
 
 def comments() -> list[Comment]:
     shipped = [e.comment for e in shipped_youtube()[::4]]
-    return shipped + [Comment(content=t) for t in ODD_TEXTS] + [
-        Comment(content="visit my site", author_url="http://me.example", author_email="a@x.com"),
-        Comment(content="hi", honeypot="x", flood_count=40),
-        Comment(
-            content="first!",
-            created_at="2026-01-01T10:00:20+00:00",
-            article_published_at="2026-01-01T10:00:00+00:00",
-        ),
-    ]
+    return (
+        shipped
+        + [Comment(content=t) for t in ODD_TEXTS]
+        + [
+            Comment(
+                content="visit my site", author_url="http://me.example", author_email="a@x.com"
+            ),
+            Comment(content="hi", honeypot="x", flood_count=40),
+            Comment(
+                content="first!",
+                created_at="2026-01-01T10:00:20+00:00",
+                article_published_at="2026-01-01T10:00:00+00:00",
+            ),
+        ]
+    )
 
 
 def test_lean_probabilities_match_sklearn(scorer: Scorer) -> None:
@@ -99,8 +105,11 @@ def test_foreign_and_emoji_text_get_a_sensible_score(scorer: Scorer, text: str) 
 def test_obfuscation_scores_like_the_plain_text(scorer: Scorer) -> None:
     plain, spaced, hidden = (
         scorer.score([Comment(content=t)])[0][0]
-        for t in ("subscribe to my channel", "s u b s c r i b e to my channel",
-                  "sub\u200bscribe to my chаnnel")
+        for t in (
+            "subscribe to my channel",
+            "s u b s c r i b e to my channel",
+            "sub\u200bscribe to my chаnnel",
+        )
     )
     assert spaced == pytest.approx(plain, abs=0.15)
     assert hidden == pytest.approx(plain, abs=0.15)

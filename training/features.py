@@ -70,10 +70,10 @@ MODEL_FIELDS: tuple[str, ...] = (
 _ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad\u180e"), None)
 # Cyrillic and Greek letters that spammers put in Latin words to dodge filters.
 _HOMOGLYPHS = str.maketrans(
-    "асеіјорхуѕԁԛԝАВСЕНІЈКМОРЅТХУαοτνρκιΑΒΕΗΙΚΜΝΟΡΤΧΥΖ",
-    "aceijopxysdqwABCEHIJKMOPSTXYaotvpkiABEHIKMNOPTXYZ",
+    "асеіјорхуѕԁԛԝАВСЕНІЈКМОРЅТХУαοτνρκιυΑΒΕΗΙΚΜΝΟΡΤΧΥΖ",
+    "aceijopxysdqwABCEHIJKMOPSTXYaotvpkiuABEHIKMNOPTXYZ",
 )
-_SPACED = re.compile(r"\b(?:\w[ .\-_*]){3,}\w\b")
+_SPACED = re.compile(r"\b(?:\w[ .\-_*]){2,}\w\b")
 _WS = re.compile(r"\s+")
 _LATIN = re.compile(r"[A-Za-z]")
 
