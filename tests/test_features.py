@@ -88,8 +88,6 @@ def signals(**fields: object) -> dict[str, float]:
         ({"content": "sooooo good"}, "repeat", 1.0),
         ({"content": "wow!!!!!"}, "exclaim", 1.0),
         ({"content": "ok"}, "short", 1.0),
-        ({"content": "w" * 100}, "medium", 1.0),
-        ({"content": "w " * 400}, "length", 1.0),
         ({"content": "Спасибо за статью"}, "non_latin", 1.0),
         ({"content": "frее money"}, "mixed_script", 1.0),
         ({"content": "Спасибо"}, "mixed_script", 0.0),
@@ -119,8 +117,7 @@ def test_signals_are_bounded_and_length_is_an_indicator() -> None:
     for text in ["", "a", "word " * 4000, "1" * 500, "🙂" * 50, "!" * 99]:
         values = signal_vector(Comment(content=text))
         assert all(0.0 <= v <= 1.0 for v in values), text
-    long_text = signals(content="word " * 4000)
-    assert long_text["length"] == 1.0 and long_text["medium"] == 0.0
+    assert "length" not in signals(content="word " * 4000)  # see signal_vector's docstring
 
 
 def test_digits_of_a_link_path_are_not_the_text_digits() -> None:
@@ -152,7 +149,7 @@ def test_every_signal_has_words() -> None:
 
 def test_char_ngrams_are_folded_into_their_words() -> None:
     contributions = {"char: su": 0.4, "char:ub": 0.2, "word:my channel": 0.5, "signal:short": -0.1}
-    merged = merge_contributions("subscribe subway", contributions, (2, 3))
+    merged = merge_contributions("subscribe subway!!", contributions, (2, 3))
     assert not any(k.startswith("char:") for k in merged)
     # " su" and "ub" occur once in each word: each word gets half of both
     assert merged["word:subscribe"] == pytest.approx(0.3)

@@ -249,8 +249,6 @@ SIGNALS: tuple[Signal, ...] = (
     Signal("caps", "much of the text in CAPITALS"),
     Signal("repeat", "characters repeated many times"),
     Signal("exclaim", "many exclamation marks"),
-    Signal("length", "a long text (over 300 characters)"),
-    Signal("medium", "a text of 60 to 300 characters"),
     Signal("short", "a very short text"),
     Signal("non_latin", "mostly non-Latin script"),
     Signal("mixed_script", "words mixing Latin and Cyrillic/Greek letters (a filter dodge)"),
@@ -272,9 +270,12 @@ def _mixed_script(text: str) -> bool:
 def signal_vector(comment: Comment) -> list[float]:
     """Hand-made features of one comment, each in [0, 1].
 
-    Length is two indicators rather than a scaled number: a linear model gave a
-    continuous length a large weight, which pushed every long, honest comment
-    towards spam; an indicator's weight is bounded and easy to read.
+    Length only counts as "very short": a continuous length (and, measured,
+    indicators for 60-300 and over 300 characters) got large spam weights from
+    the YouTube data, where promotions are long and fan comments short, and
+    pushed every long, honest news comment towards spam (+1.3 and +2.6 log-odds).
+    The indicators helped on the YouTube folds (94.80 % vs 94.35 % accuracy);
+    they are left out on purpose.
     """
     raw = comment.content
     text = unicodedata.normalize("NFKC", strip_markup(raw)).translate(_ZERO_WIDTH)
@@ -305,8 +306,6 @@ def signal_vector(comment: Comment) -> list[float]:
         "caps": (upper / len(letters)) if len(letters) >= 8 else 0.0,
         "repeat": float(bool(_REPEAT.search(text))),
         "exclaim": min(text.count("!") / 5.0, 1.0),
-        "length": float(length > 300),
-        "medium": float(60 <= length <= 300),
         "short": float(length < 12),
         "non_latin": (non_latin / len(letters)) if letters else 0.0,
         "mixed_script": float(_mixed_script(text)),
@@ -470,6 +469,9 @@ def char_wb_ngrams(word: str, ngram_range: tuple[int, int]) -> list[str]:
     return out
 
 
+_EDGE_PUNCT = re.compile(r"^[^\w]+|[^\w]+$")
+
+
 def merge_contributions(
     text: str, contributions: dict[str, float], char_ngrams: tuple[int, int] | None
 ) -> dict[str, float]:
@@ -498,7 +500,7 @@ def merge_contributions(
             if value is not None:
                 share += value / counts[g]
         if share:
-            key = "word:" + word
+            key = "word:" + (_EDGE_PUNCT.sub("", word) or word)
             merged[key] = merged.get(key, 0.0) + share
     return merged
 
