@@ -18,6 +18,7 @@ worker keeps every rule in memory and reloads them at most every
 from __future__ import annotations
 
 import functools
+import hashlib
 import ipaddress
 import re
 import threading
@@ -226,6 +227,10 @@ class RuleSet:
         # allow entries first: the first match decides
         self.entries = sorted(entries, key=lambda e: (e.list != "allow", e.site_id is None))
         self.has_phrases = any(e.kind == "phrase" for e in self.entries)
+        # Names the entries: a verdict cache keys on it, so a list change is never served stale.
+        self.fingerprint = (
+            hashlib.sha256(repr(self.entries).encode()).hexdigest()[:16] if self.entries else ""
+        )
 
     def __call__(self, comment: Comment) -> RuleHit | None:
         if not self.entries:
@@ -276,8 +281,8 @@ class RuleCache:
             self._expires = time.monotonic() + self.ttl
 
 
-def rules_for(res: Resources, site_id: int | None) -> tuple[Rule, ...]:
-    """The scoring rules for a check: the default ones, then the site's lists.
+def site_ruleset(res: Resources, site_id: int | None) -> RuleSet | None:
+    """The allow/block lists that apply to ``site_id`` (None if unreadable).
 
     A database that cannot be read costs the lists, never the verdict.
     """
@@ -285,8 +290,13 @@ def rules_for(res: Resources, site_id: int | None) -> tuple[Rule, ...]:
     if cache is None:
         cache = res.extras["site_rules"] = RuleCache(res.store, res.settings.site_rules_ttl_seconds)
     try:
-        ruleset = cache.ruleset(site_id)
-    except Exception:
+        return cache.ruleset(site_id)
+    except Exception:  # fail open: the model still decides
         cache._expires = time.monotonic() + cache.ttl
-        return DEFAULT_RULES
-    return (*DEFAULT_RULES, ruleset)
+        return None
+
+
+def rules_for(res: Resources, site_id: int | None) -> tuple[Rule, ...]:
+    """The scoring rules for a check: the default ones, then the site's lists."""
+    ruleset = site_ruleset(res, site_id)
+    return DEFAULT_RULES if ruleset is None else (*DEFAULT_RULES, ruleset)

@@ -124,6 +124,14 @@ def test_matching(rule: Entry, comment: Comment, hit: bool) -> None:
         assert rule.value in result.description
 
 
+def test_fingerprint_names_the_entries() -> None:
+    a = RuleSet([entry("block", "phrase", "buy now")])
+    b = RuleSet([entry("block", "phrase", "buy now")])
+    c = RuleSet([entry("block", "phrase", "sell now")])
+    assert a.fingerprint == b.fingerprint != c.fingerprint
+    assert RuleSet([]).fingerprint == ""
+
+
 def test_allow_beats_block() -> None:
     rules = RuleSet(
         [entry("block", "phrase", "free money"), entry("allow", "email", "ed@paper.example", 1)]
@@ -144,7 +152,8 @@ def rules_app(make_app: Callable[..., Flask]) -> Flask:
 def test_block_and_allow_lists_decide_checks_and_are_named(rules_app: Flask) -> None:
     client = rules_app.test_client()
     text = "Thanks for the thoughtful article about the council vote."
-    assert client.post("/api/v1/check", json={"content": text}).get_json()["verdict"] != "spam"
+    before = client.post("/api/v1/check", json={"content": text}).get_json()
+    assert before["reasons"][0]["kind"] != "rule"
     r = client.post(
         "/api/v1/rules", json={"list": "block", "kind": "phrase", "value": "council vote"}
     )
