@@ -136,9 +136,14 @@ class LeanScorer:
         self.intercept = intercept
         self.char_ngrams = char_ngrams
 
-    def margin(self, comment: Comment, explain: dict[str, float] | None = None) -> float:
-        """Log-odds of spam; fills ``explain`` with feature -> contribution if given."""
-        text = model_text(comment.content)
+    def margin(
+        self, comment: Comment, explain: dict[str, float] | None = None, text: str | None = None
+    ) -> float:
+        """Log-odds of spam; fills ``explain`` with feature -> contribution if given.
+
+        ``text`` is ``model_text(comment.content)`` when the caller already has it.
+        """
+        text = model_text(comment.content) if text is None else text
         total = self.intercept
         for block in self.blocks:
             total += block.margin(text, explain)

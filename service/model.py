@@ -94,8 +94,9 @@ class Scorer:
         self, lean: LeanScorer, comment: Comment, explain: int
     ) -> tuple[float, list[Reason]]:
         contributions: dict[str, float] | None = {} if explain else None
-        margin = lean.margin(comment, contributions)
-        reasons = self._reasons(comment, contributions, explain) if contributions else []
+        text = model_text(comment.content)
+        margin = lean.margin(comment, contributions, text)
+        reasons = self._reasons(text, contributions, explain) if contributions else []
         return sigmoid(margin), reasons
 
     def _row_reasons(self, comment: Comment, row: Any, k: int) -> list[Reason]:
@@ -103,12 +104,12 @@ class Scorer:
             str(self._names[j]): float(v * self._coef[j])
             for j, v in zip(row.indices, row.data, strict=True)
         }
-        return self._reasons(comment, contributions, k)
+        return self._reasons(model_text(comment.content), contributions, k)
 
-    def _reasons(self, comment: Comment, contributions: dict[str, float], k: int) -> list[Reason]:
+    def _reasons(self, text: str, contributions: dict[str, float], k: int) -> list[Reason]:
         char = getattr(self._features, "char_", None)
         merged = merge_contributions(
-            model_text(comment.content),
+            text,
             contributions,
             (char.ngram_range[0], char.ngram_range[1]) if char is not None else None,
         )
