@@ -24,6 +24,7 @@ from service import (
     moderation_api,
     moderation_views,
     perspective,
+    rules_api,
     writebehind,
 )
 from service.config import Settings, load_settings
@@ -80,6 +81,7 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     app.register_blueprint(moderation_api.bp)
     perspective.init_app(app, res)
     app.register_blueprint(coral.bp)
+    app.register_blueprint(limits.protect(app, rules_api.bp, style="json"))
     return app
 
 

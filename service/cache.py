@@ -39,7 +39,7 @@ from service.config import Settings
 from service.model import Reason, Scorer
 from service.redis_client import RedisGate
 from service.resources import Resources
-from service.scoring import DEFAULT_RULES, Outcome, Verdict, score_comments
+from service.scoring import DEFAULT_RULES, Outcome, Rule, Verdict, score_comments
 from training.features import MODEL_FIELDS, SIGNAL_INDEX, Comment, signal_vector
 
 # Fields the key does not take verbatim: the features only read whether the
@@ -188,15 +188,19 @@ class VerdictCache:
 
     # --- the check path ----------------------------------------------------------
     def score(
-        self, scorer: Scorer, comments: Sequence[Comment], context: str = ""
+        self,
+        scorer: Scorer,
+        comments: Sequence[Comment],
+        context: str = "",
+        rules: Sequence[Rule] = DEFAULT_RULES,
     ) -> list[tuple[Outcome, bool]]:
         """(outcome, cached) per comment: cached verdicts, the rest scored in one call."""
         lookups = self.lookup(comments, scorer.version, self.bounds(scorer), context)
         outcomes = [lk.outcome for lk in lookups]
         misses = [i for i, o in enumerate(outcomes) if o is None]
         if misses:
-            rules = (
-                *DEFAULT_RULES,
+            with_flood = (
+                *rules,
                 flood.flood_rule(self.settings.flood_spam_count, scorer.thresholds),
             )
             # The model and the flood rule see the bucket, so the verdict fits every count in it.
@@ -204,7 +208,7 @@ class VerdictCache:
                 dataclasses.replace(lookups[i].comment, flood_count=lookups[i].model_count)
                 for i in misses
             ]
-            scored = score_comments(scorer, pending, rules)
+            scored = score_comments(scorer, pending, with_flood)
             for i, outcome in zip(misses, scored, strict=True):
                 outcomes[i] = outcome
             self.store([(lookups[i], o) for i, o in zip(misses, scored, strict=True)])

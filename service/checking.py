@@ -12,7 +12,8 @@ from service import metrics
 from service.comments import comment_fields
 from service.errors import StorageError
 from service.resources import Resources
-from service.scoring import Outcome, score_comments
+from service.scoring import DEFAULT_RULES, Outcome, Rule, score_comments
+from service.site_rules import site_ruleset
 from service.store import CheckRecord, new_guid
 from training.features import Comment
 
@@ -41,11 +42,15 @@ def check_comments(
 ) -> list[CheckResult]:
     """Score ``comments`` and record each check (unless ``store`` is false)."""
     scorer = res.models.scorer()
+    ruleset = site_ruleset(res, site_id)
+    rules: tuple[Rule, ...] = DEFAULT_RULES if ruleset is None else (*DEFAULT_RULES, ruleset)
     cache = res.extras.get("cache")  # service.cache.VerdictCache: flood counts + verdict cache
     if cache is not None:
-        scored = cache.score(scorer, comments)
+        # A site's lists are part of the verdict: a list change is never served stale.
+        context = f"{site_id}:{ruleset.fingerprint}" if ruleset and ruleset.fingerprint else ""
+        scored = cache.score(scorer, comments, context, rules)
     else:
-        scored = [(o, False) for o in score_comments(scorer, comments)]
+        scored = [(o, False) for o in score_comments(scorer, comments, rules)]
     results = [CheckResult(new_guid(), o, cached) for o, cached in scored]
     for r in results:
         metrics.VERDICTS.labels(r.outcome.verdict.value, source).inc()

@@ -184,11 +184,29 @@ def train(obj: Context, data: tuple[Path, ...], promote: bool, as_json: bool) ->
     show_default=True,
     help="lovo: leave one video (group) out",
 )
+@click.option(
+    "--system",
+    "systems",
+    multiple=True,
+    type=click.Choice(["commentmod", "bogofilter", "tfidf-lr"]),
+    help="lovo: systems to compare (default: all three, same folds)",
+)
+@click.option(
+    "--fixed-threshold",
+    is_flag=True,
+    help="lovo: commentmod at 0.5, not a threshold tuned inside the training folds",
+)
 @click.option("--json", "as_json", is_flag=True)
-def evaluate(data: tuple[Path, ...], protocol: str, as_json: bool) -> None:
+def evaluate(
+    data: tuple[Path, ...],
+    protocol: str,
+    systems: tuple[str, ...],
+    fixed_threshold: bool,
+    as_json: bool,
+) -> None:
     """Print the metrics table for a dataset and split."""
     from training.datasets import DatasetError, deduplicate, holdout_split, shipped_youtube
-    from training.evaluate import format_table, leave_one_group_out, mean_row, metrics
+    from training.evaluate import SYSTEMS, format_report, format_table, lovo_report, metrics
     from training.train import fit_predict, load_examples
 
     try:
@@ -198,14 +216,18 @@ def evaluate(data: tuple[Path, ...], protocol: str, as_json: bool) -> None:
     if protocol == "lovo":
         if len({e.group for e in examples}) < 2:
             raise click.ClickException("lovo needs data from at least two groups (videos)")
-        folds = leave_one_group_out(examples, fit_predict)
-        rows = [(f.group, f.metrics) for f in folds]
-        rows.append(("mean", {**mean_row([m for _, m in rows])}))
-    else:
-        unique, _ = deduplicate(examples)
-        train_set, test_set = holdout_split(unique)
-        probs = fit_predict(train_set, test_set)
-        rows = [("held-out", metrics([e.label for e in test_set], probs))]
+        report = lovo_report(
+            examples, fit_predict, systems or SYSTEMS, tune_threshold=not fixed_threshold
+        )
+        if as_json:
+            click.echo(json.dumps({s: dict(r) for s, r in report.items()}, indent=2))
+        else:
+            click.echo(format_report(report))
+        return
+    unique, _ = deduplicate(examples)
+    train_set, test_set = holdout_split(unique)
+    probs = fit_predict(train_set, test_set)
+    rows = [("held-out", metrics([e.label for e in test_set], probs))]
     if as_json:
         click.echo(json.dumps({label: m for label, m in rows}, indent=2))
     else:
@@ -293,6 +315,9 @@ from service.toxicity_cli import coral, toxicity  # noqa: E402 - groups that liv
 
 main.add_command(toxicity)
 main.add_command(coral)
+from service.rules_cli import rules  # noqa: E402 - groups that live beside their feature
+
+main.add_command(rules)
 
 if __name__ == "__main__":
     main()

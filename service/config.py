@@ -78,6 +78,9 @@ class Settings:
     reload_interval_seconds: float = _setting(
         2.0, "how often a worker checks the current-model pointer", float
     )
+    site_rules_ttl_seconds: float = _setting(
+        5.0, "how long a worker keeps the allow/block lists before re-reading them", float
+    )
     retention_days: int = _setting(90, "unlabelled comment bodies older than this are purged", int)
     password_hash_cost: str = _setting(
         "standard", "moderator argon2id cost: standard (64 MiB, t=3) or fast (tests only)"

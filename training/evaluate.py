@@ -31,11 +31,19 @@ def metrics(
     p: Sequence[float],
     spam_threshold: float = 0.5,
     discard_threshold: float | None = None,
+    predicted: Sequence[int] | None = None,
 ) -> dict[str, Any]:
-    """Accuracy, precision, recall, F1, MCC, ROC AUC and the confusion matrix."""
+    """Accuracy, precision, recall, F1, MCC, ROC AUC and the confusion matrix.
+
+    ``predicted`` gives the verdicts of a system that decides by itself
+    (bogofilter); otherwise a score at or above ``spam_threshold`` is spam.
+    """
     y_true = np.asarray(y, dtype=int)
     prob = np.asarray(p, dtype=float)
-    pred = (prob >= spam_threshold).astype(int)
+    if predicted is not None:
+        pred = np.asarray(predicted, dtype=int)
+    else:
+        pred = (prob >= spam_threshold).astype(int)
     tn, fp, fn, tp = confusion_matrix(y_true, pred, labels=[0, 1]).ravel()
     out: dict[str, Any] = {
         "n": len(y_true),
@@ -112,6 +120,67 @@ def leave_one_group_out(
         probs = fit_predict(train, test)
         results.append(FoldResult(group, metrics([e.label for e in test], probs, threshold)))
     return results
+
+
+FitPredict = Callable[[list[Example], list[Example]], Sequence[float]]
+
+
+def inner_threshold(train: Sequence[Example], fit_predict: FitPredict) -> float:
+    """The spam threshold :func:`choose_thresholds` picks from out-of-fold scores
+    inside ``train`` (leave one of its groups out): the test fold is never seen."""
+    y: list[int] = []
+    p: list[float] = []
+    for _, inner_train, inner_test in group_folds(train):
+        p.extend(fit_predict(inner_train, inner_test))
+        y.extend(e.label for e in inner_test)
+    if len(set(y)) < 2:
+        return 0.5
+    return choose_thresholds(y, p)["spam"]
+
+
+SYSTEMS = ("commentmod", "bogofilter", "tfidf-lr")
+
+
+def lovo_report(
+    examples: Sequence[Example],
+    fit_predict: FitPredict,
+    systems: Sequence[str] = SYSTEMS,
+    tune_threshold: bool = True,
+) -> dict[str, list[tuple[str, dict[str, Any]]]]:
+    """Per-fold and mean metrics of each system on the same leave-one-group-out folds.
+
+    commentmod's spam threshold comes from :func:`inner_threshold` on each
+    training side (``tune_threshold``) or is 0.5; the TF-IDF baseline uses 0.5;
+    bogofilter uses its own verdict.
+    """
+    from training import baselines
+
+    rows: dict[str, list[tuple[str, dict[str, Any]]]] = {s: [] for s in systems}
+    for group, train, test in group_folds(examples):
+        y = [e.label for e in test]
+        if "commentmod" in rows:
+            t = inner_threshold(train, fit_predict) if tune_threshold else 0.5
+            m = metrics(y, fit_predict(train, test), t)
+            rows["commentmod"].append((group, {**m, "threshold": t}))
+        if "bogofilter" in rows:
+            scores, verdicts = baselines.bogofilter_fit_predict(train, test)
+            rows["bogofilter"].append((group, metrics(y, scores, predicted=verdicts)))
+        if "tfidf-lr" in rows:
+            probs = baselines.tfidf_lr_fit_predict(train, test)
+            rows["tfidf-lr"].append((group, metrics(y, probs)))
+    for fold_rows in rows.values():
+        fold_rows.append(("mean", mean_row([m for _, m in fold_rows])))
+    return rows
+
+
+def format_report(report: dict[str, list[tuple[str, dict[str, Any]]]]) -> str:
+    """One table: each system's folds, then its mean, systems one after another."""
+    rows = [
+        (f"{system} {label.removeprefix('Youtube')}", m)
+        for system, fold_rows in report.items()
+        for label, m in fold_rows
+    ]
+    return format_table(rows)
 
 
 def mean_row(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:

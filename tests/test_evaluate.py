@@ -1,0 +1,94 @@
+"""The leave-one-video-out protocol: leak-free folds, metrics and the report."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+
+from training.baselines import bogofilter_available
+from training.datasets import Example, group_folds, shipped_youtube
+from training.evaluate import (
+    choose_thresholds,
+    format_report,
+    inner_threshold,
+    lovo_report,
+    mean_row,
+    metrics,
+)
+from training.features import Comment
+
+
+def test_shipped_lovo_folds_are_leak_free() -> None:
+    examples = shipped_youtube()
+    folds = list(group_folds(examples))
+    assert len(folds) == 5
+    for group, train, test in folds:
+        assert {e.group for e in test} == {group}
+        assert group not in {e.group for e in train}
+        assert not {e.key for e in train} & {e.key for e in test}  # no duplicate crosses
+        assert len(test) == sum(e.group == group for e in examples)
+
+
+def test_metadata_columns_never_reach_the_model() -> None:
+    for e in shipped_youtube()[:50]:
+        assert e.comment.created_at == "" and e.comment.author == ""
+
+
+def test_metrics_on_a_hand_made_case() -> None:
+    m = metrics([1, 1, 0, 0], [0.9, 0.4, 0.6, 0.1])
+    assert (m["tp"], m["fn"], m["fp"], m["tn"]) == (1, 1, 1, 1)
+    assert m["accuracy"] == 0.5 and m["roc_auc"] == 0.75
+    decided = metrics([1, 0], [0.2, 0.9], predicted=[1, 0])  # a system's own verdicts win
+    assert decided["accuracy"] == 1.0 and decided["roc_auc"] == 0.0
+
+
+def test_mean_row_averages_rates_and_sums_counts() -> None:
+    a = metrics([1, 0], [0.9, 0.1])
+    b = metrics([1, 0], [0.1, 0.9])
+    mean = mean_row([a, b])
+    assert mean["accuracy"] == 0.5 and mean["n"] == 4 and mean["fp"] == 1 and mean["fn"] == 1
+
+
+def test_thresholds_are_ordered() -> None:
+    t = choose_thresholds([0, 0, 1, 1, 1], [0.1, 0.4, 0.35, 0.8, 0.9])
+    assert 0 <= t["unsure"] <= t["spam"] <= t["discard"] <= 1
+
+
+def toy(group: str, n: int = 4) -> list[Example]:
+    return [
+        Example(Comment(content=f"{group} spam {i}"), 1, "toy", group=group) for i in range(n)
+    ] + [Example(Comment(content=f"{group} ham {i}"), 0, "toy", group=group) for i in range(n)]
+
+
+def word_fit_predict(train: list[Example], test: list[Example]) -> Sequence[float]:
+    """A transparent stand-in model: 'spam' in the text means spam."""
+    seen = {e.key for e in train}
+    assert not seen & {e.key for e in test}
+    return [0.9 if "spam" in e.comment.content else 0.1 for e in test]
+
+
+def test_inner_threshold_only_sees_the_training_side() -> None:
+    train = toy("a") + toy("b") + toy("c")
+    calls: list[set[str]] = []
+
+    def spy(tr: list[Example], te: list[Example]) -> Sequence[float]:
+        calls.append({e.group for e in tr} | {e.group for e in te})
+        return word_fit_predict(tr, te)
+
+    t = inner_threshold(train, spy)
+    assert 0 < t < 1
+    assert all(groups <= {"a", "b", "c"} for groups in calls) and len(calls) == 3
+
+
+@pytest.mark.parametrize("tune", [True, False])
+def test_lovo_report_has_every_fold_and_a_mean(tune: bool) -> None:
+    examples = toy("a") + toy("b") + toy("c")
+    systems = ["commentmod", "tfidf-lr"] + (["bogofilter"] if bogofilter_available() else [])
+    report = lovo_report(examples, word_fit_predict, systems, tune_threshold=tune)
+    assert list(report) == systems
+    for rows in report.values():
+        assert [label for label, _ in rows] == ["a", "b", "c", "mean"]
+    assert report["commentmod"][-1][1]["accuracy"] == 1.0
+    table = format_report(report)
+    assert "commentmod mean" in table and "tfidf-lr a" in table

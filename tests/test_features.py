@@ -1,0 +1,196 @@
+"""The contract of text normalisation, the signals and the reasons, on hand-written examples."""
+
+from __future__ import annotations
+
+import io
+
+import joblib
+import pytest
+
+from training.features import (
+    SIGNAL_INDEX,
+    SIGNALS,
+    Comment,
+    CommentFeatures,
+    describe_feature,
+    merge_contributions,
+    model_text,
+    normalise_text,
+    signal_vector,
+    strip_markup,
+    top_reasons,
+    url_domains,
+)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("Free\u200b mo\u200cney\ufeff", "free money"),  # zero-width characters go
+        ("frее", "free"),  # Cyrillic е inside a Latin word
+        ("Спасибо за статью", "спасибо за статью"),  # real Cyrillic stays
+        ("f r e e  m o n e y", "free money"),  # spaced-out letters joined
+        ("ｈｔｔｐ://ｅｂａｙ.ｃｏｍ", "http://ebay.com"),  # full-width letters
+        ("I&#39;m &quot;here&quot;<br />now", 'i\'m "here" now'),  # entities and tags
+        ('<a href="http://x.com/a">click</a>', "http://x.com/a click"),  # link keeps target
+        ("  Many    SPACES\n\tand lines ", "many spaces and lines"),
+        ("Cảm ơn bài viết", "cảm ơn bài viết"),  # Vietnamese diacritics kept
+        ("🙂🙂", "🙂🙂"),
+    ],
+)
+def test_normalise_text(raw: str, expected: str) -> None:
+    assert normalise_text(raw) == expected
+
+
+def test_strip_markup_keeps_plain_text_untouched() -> None:
+    assert strip_markup("a < b and c > d") == "a < b and c > d"
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("see http://bit.ly/x1Y2 now", "see xurlx xurl_bit_ly now"),
+        ("adf.ly / KlD3Y", "xurlx xurl_adf_ly"),
+        ("www.Example.com/path?q=1", "xurlx xurl_example_com"),
+        ("1,884,034,783 views in 2015", "xnumx views in xnumx"),
+        ("no links here", "no links here"),
+    ],
+)
+def test_model_text_replaces_links_and_numbers(raw: str, expected: str) -> None:
+    assert model_text(raw) == expected
+
+
+def test_url_domains() -> None:
+    text = "a https://www.Bit.ly/abc and shop.example.co.uk/x and mail me"
+    assert url_domains(text) == ["bit.ly", "shop.example.co.uk"]
+
+
+def signals(**fields: object) -> dict[str, float]:
+    comment = Comment(**{"content": "", **fields})  # type: ignore[arg-type]
+    return dict(zip([s.name for s in SIGNALS], signal_vector(comment), strict=True))
+
+
+@pytest.mark.parametrize(
+    ("fields", "name", "value"),
+    [
+        ({"content": "look http://x.com"}, "has_link", 1.0),
+        ({"content": "no link"}, "has_link", 0.0),
+        ({"content": "http://a.com and http://b.com"}, "link_count", 1.0),
+        ({"content": "go to bit.ly/abc"}, "shortener", 1.0),
+        ({"content": "https://youtu.be/abc"}, "shortener", 0.0),  # YouTube's own links
+        ({"content": "x", "author_url": "http://me.example"}, "author_url", 1.0),
+        ({"content": "x", "author_email": "a@gmail.com"}, "free_mail", 1.0),
+        ({"content": "x", "author_email": "a@paper.example"}, "free_mail", 0.0),
+        ({"content": "write to me@spam.example"}, "email_in_text", 1.0),
+        ({"content": "x", "honeypot": "filled"}, "honeypot", 1.0),
+        ({"content": "call +44 20 7946 0958 today"}, "phone", 1.0),
+        ({"content": "THIS IS ALL SHOUTING TEXT"}, "caps", 1.0),
+        ({"content": "sooooo good"}, "repeat", 1.0),
+        ({"content": "wow!!!!!"}, "exclaim", 1.0),
+        ({"content": "ok"}, "short", 1.0),
+        ({"content": "Спасибо за статью"}, "non_latin", 1.0),
+        ({"content": "frее money"}, "mixed_script", 1.0),
+        ({"content": "Спасибо"}, "mixed_script", 0.0),
+        ({"content": "fr\u200bee"}, "obfuscated", 1.0),
+        ({"content": "f r e e money"}, "obfuscated", 1.0),
+        ({"content": "normal comment\ufeff"}, "obfuscated", 0.0),  # a trailing BOM is export noise
+        ({"content": "<b>bold</b>"}, "html", 1.0),
+        (
+            {
+                "content": "x",
+                "article_published_at": "2026-01-01T10:00:00Z",
+                "created_at": "2026-01-01T10:00:30Z",
+            },
+            "fast_reply",
+            1.0,
+        ),
+        ({"content": "x", "created_at": "not a date"}, "fast_reply", 0.0),
+        ({"content": "x", "flood_count": 51}, "flood", 1.0),
+        ({"content": "x", "flood_count": 1}, "flood", 0.0),
+    ],
+)
+def test_signal(fields: dict[str, object], name: str, value: float) -> None:
+    assert signals(**fields)[name] == pytest.approx(value)
+
+
+def test_signals_are_bounded_and_length_is_an_indicator() -> None:
+    for text in ["", "a", "word " * 4000, "1" * 500, "🙂" * 50, "!" * 99]:
+        values = signal_vector(Comment(content=text))
+        assert all(0.0 <= v <= 1.0 for v in values), text
+    assert "length" not in signals(content="word " * 4000)  # see signal_vector's docstring
+
+
+def test_digits_of_a_link_path_are_not_the_text_digits() -> None:
+    assert signals(content="https://youtu.be/9bZkp7q19f0 great")["digits"] == 0.0
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "words"),
+    [
+        ("word:channel", "token", "the word 'channel'"),
+        ("word:check out", "token", "the phrase 'check out'"),
+        ("word:xurlx", "feature", "a link"),
+        ("word:xurl_bit_ly", "feature", "a link to bit.ly"),
+        ("word:visit xurlx", "token", "the phrase 'visit <link>'"),
+        ("word:xnumx", "token", "a number"),
+        ("signal:shortener", "feature", "a link to a URL shortener"),
+        ("char:chan", "token", "the letters 'chan'"),
+    ],
+)
+def test_describe_feature(name: str, kind: str, words: str) -> None:
+    assert describe_feature(name) == (kind, words)
+
+
+def test_every_signal_has_words() -> None:
+    for s in SIGNALS:
+        assert describe_feature(f"signal:{s.name}")[1] == s.description
+    assert len(SIGNAL_INDEX) == len(SIGNALS)
+
+
+def test_char_ngrams_are_folded_into_their_words() -> None:
+    contributions = {"char: su": 0.4, "char:ub": 0.2, "word:my channel": 0.5, "signal:short": -0.1}
+    merged = merge_contributions("subscribe subway!!", contributions, (2, 3))
+    assert not any(k.startswith("char:") for k in merged)
+    # " su" and "ub" occur once in each word: each word gets half of both
+    assert merged["word:subscribe"] == pytest.approx(0.3)
+    assert merged["word:subway"] == pytest.approx(0.3)
+    assert merged["word:my channel"] == 0.5
+
+
+def test_top_reasons_order_direction_and_floor() -> None:
+    reasons = top_reasons(
+        {"word:channel": 1.2, "signal:shortener": 2.0, "word:thanks": -0.9, "word:the": 0.01}, 3
+    )
+    assert reasons == [
+        ("feature", "a link to a URL shortener", 2.0),
+        ("token", "the word 'channel'", 1.2),
+        ("token", "the word 'thanks'", -0.9),
+    ]
+
+
+TINY = [
+    ("check out my channel http://bit.ly/x", 1),
+    ("subscribe to my channel please", 1),
+    ("free money visit www.spam.example now", 1),
+    ("great song, I love it", 0),
+    ("this video brings back memories", 0),
+    ("the council vote was close", 0),
+]
+
+
+def test_comment_features_fit_transform_and_pickle_round_trip() -> None:
+    features = CommentFeatures().fit([Comment(t) for t, _ in TINY])
+    X = features.transform([Comment(t) for t, _ in TINY] + [Comment("")])
+    assert X.shape == (len(TINY) + 1, len(features.get_feature_names_out()))
+    buffer = io.BytesIO()
+    joblib.dump(features, buffer)
+    buffer.seek(0)
+    loaded = joblib.load(buffer)
+    assert (loaded.transform([Comment(t) for t, _ in TINY]) != X[: len(TINY)]).nnz == 0
+    assert loaded.word_.vocabulary_ == features.word_.vocabulary_
+
+
+def test_transform_accepts_strings_and_dicts() -> None:
+    features = CommentFeatures().fit([t for t, _ in TINY])
+    a = features.transform(["free money", {"content": "free money", "unknown": 1}])
+    assert (a[0] != a[1]).nnz == 0
