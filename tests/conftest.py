@@ -209,7 +209,7 @@ def serve(model_dir: Path, tmp_path: Path, sqlite_url: str) -> Iterator[Callable
         )
         procs.append(proc)
         base = f"http://127.0.0.1:{port}"
-        wait_for_http(base + "/healthz", timeout=60)
+        wait_for_http(base + "/healthz", timeout=120)
         return base
 
     yield start

@@ -190,7 +190,7 @@ def test_gunicorn_worker_exit_flushes_the_queue(
         )
     try:
         base = f"http://127.0.0.1:{port}"
-        wait_for_http(base + "/healthz", timeout=60)
+        wait_for_http(base + "/healthz", timeout=120)
         for i in range(5):
             req = urllib.request.Request(
                 base + "/api/v1/check", data=orjson.dumps({"content": f"hello {i}"}),
