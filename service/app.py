@@ -11,12 +11,12 @@ from typing import Any
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
 
-from service import api, health, logs, metrics, migrate
+from service import api, health, logs, metrics, migrate, models_web
 from service.config import Settings, load_settings
 from service.errors import CommentmodError, RateLimited
 from service.model import ModelHolder
-from service.registry import Registry
 from service.resources import EXTENSION, Resources
+from service.shared_registry import make_registry
 from service.store import Store, engine_for
 
 log = logging.getLogger(__name__)
@@ -58,6 +58,7 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     register_hooks(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(models_web.bp)
     return app
 
 
@@ -65,10 +66,12 @@ def init_resources(app: Flask, settings: Settings) -> Resources:
     store = Store(engine_for(settings.resolved_database_url))
     if not settings.production:
         migrate.upgrade(store.engine)  # single-machine default: keep the schema current
-    models = ModelHolder(Registry(settings.model_dir), "spam", settings.reload_interval_seconds)
+    registry = make_registry(settings.model_registry, settings.model_dir, store)
+    models = ModelHolder(registry, "spam", settings.reload_interval_seconds)
     models.maybe_reload(force=True)
     models.on_swap.append(_model_metric("spam"))
     res = Resources(settings=settings, store=store, models=models)
+    models_web.init_resources(res)
     app.extensions[EXTENSION] = res
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         after_fork(app)  # no gunicorn master: this process is the worker

@@ -40,7 +40,9 @@ def check_comments(
 ) -> list[CheckResult]:
     """Score ``comments`` and record each check (unless ``store`` is false)."""
     scorer = res.models.scorer()
-    outcomes = score_comments(scorer, comments)
+    site_cache = res.extras.get("site_settings")
+    thresholds = site_cache.thresholds(site_id) if site_cache is not None else None
+    outcomes = score_comments(scorer, comments, thresholds=thresholds)
     results = [CheckResult(new_guid(), o) for o in outcomes]
     for r in results:
         metrics.VERDICTS.labels(r.outcome.verdict.value, source).inc()
@@ -67,6 +69,9 @@ def check_comments(
         except StorageError as exc:
             metrics.STORE_ERRORS.labels("record_check").inc(len(records))
             log.warning("store.record_failed", extra={"error": exc.message, "n": len(records)})
+    shadow = res.extras.get("shadow")
+    if shadow is not None:
+        shadow.observe(comments, outcomes, [r.guid for r in results], store)
     return results
 
 

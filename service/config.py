@@ -66,6 +66,15 @@ class Settings:
     reload_interval_seconds: float = _setting(
         2.0, "how often a worker checks the current-model pointer", float
     )
+    model_registry: str = _setting(
+        "file", "file (one machine) or database (instances on several hosts share it)"
+    )
+    notify_models: bool = _setting(
+        True, "announce promote/rollback on Redis pub/sub when redis_url is set", _bool
+    )
+    site_settings_ttl_seconds: float = _setting(
+        5.0, "how long a worker caches a site's settings (per-site thresholds)", float
+    )
     retention_days: int = _setting(90, "unlabelled comment bodies older than this are purged", int)
     bootstrap_data: Path | None = _setting(
         None, "data trained on when no model exists (default: shipped YouTube set)", Path
@@ -162,6 +171,12 @@ def _validate(s: Settings) -> None:
         raise ConfigurationError(
             f"{PREFIX}REDIS_URL must start with redis://, rediss:// or unix://"
         )
+    if s.model_registry not in {"file", "database"}:
+        raise ConfigurationError(
+            f"{PREFIX}MODEL_REGISTRY={s.model_registry!r}: expected file or database"
+        )
+    if s.site_settings_ttl_seconds < 0:
+        raise ConfigurationError(f"{PREFIX}SITE_SETTINGS_TTL_SECONDS must be 0 or more")
     if s.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
         raise ConfigurationError(f"{PREFIX}LOG_LEVEL={s.log_level!r} is not a log level")
     if s.production and not s.secret_key:

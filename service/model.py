@@ -68,7 +68,11 @@ class Scorer:
         if self._linear:
             self._coef = np.asarray(coef[0], dtype=np.float64)
             self._intercept = float(clf.intercept_[0])
-            self._names = steps["features"].get_feature_names_out()
+            # A hashing vectorizer has no vocabulary: it names features on demand.
+            namer = getattr(self._features, "feature_name", None)
+            if namer is None:
+                namer = steps["features"].get_feature_names_out().__getitem__
+            self._name: Callable[[int], str] = namer
 
     def score(self, comments: list[Comment], explain: int = 5) -> list[tuple[float, list[Reason]]]:
         if not self._linear:
@@ -90,8 +94,8 @@ class Scorer:
             value = float(contrib[j])
             if abs(value) < 0.05 or len(reasons) >= k:
                 break
-            kind, words = describe_feature(str(self._names[row.indices[j]]))
-            if any(r.description == words for r in reasons):
+            kind, words = describe_feature(str(self._name(int(row.indices[j]))))
+            if kind == "hashed" or any(r.description == words for r in reasons):
                 continue
             reasons.append(Reason(kind, words, "spam" if value > 0 else "ham", value))
         return reasons
@@ -131,7 +135,7 @@ class ModelHolder:
         self._scorer: Scorer | None = None
         self._lock = threading.Lock()
         self._next_check = 0.0
-        self._pointer_mtime: float | None = None
+        self._pointer_token: object = None
         self.last_error: str | None = None
         self.on_swap: list[Callable[[str, str | None], None]] = []
 
@@ -178,12 +182,14 @@ class ModelHolder:
         with self._lock:
             self._next_check = now + self.reload_interval
             try:
-                mtime = self.registry.pointer_path().stat().st_mtime
-            except OSError:
-                mtime = None
-            if not force and mtime == self._pointer_mtime and self._scorer is not None:
+                token = self.registry.pointer_token(self.family)
+            except Exception as exc:  # the database registry may be unreachable: keep serving
+                self.last_error = f"cannot read the current-model pointer: {exc}"
+                log.error("model.pointer_unreadable", extra={"error": str(exc)})
                 return
-            self._pointer_mtime = mtime
+            if not force and token == self._pointer_token and self._scorer is not None:
+                return
+            self._pointer_token = token
             try:
                 self.load_current()
             except Exception as exc:  # never let a bad pointer take the serving model down
