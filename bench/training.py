@@ -92,13 +92,15 @@ def run_one(n: int, out_of_core_from: int = OUT_OF_CORE_FROM) -> dict[str, objec
                     fh.write(json.dumps({"content": text, "label": label}) + "\n")
             result = retrain(None, reg, [data], base=False, out_of_core=False, progress=False)
     seconds = time.perf_counter() - started
+    usage = resource.getrusage(resource.RUSAGE_SELF)
     overall = result.gate.candidate["overall"]
     return {
         "n": n,
         "trainer": result.summary["trainer"],
         "unique": result.summary["examples"],
         "seconds": round(seconds, 1),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 1),
+        "peak_rss_mb": round(usage.ru_maxrss / 1024),
         "roc_auc": round(overall["roc_auc"], 4),
         "mcc": round(overall["mcc"], 4),
     }
@@ -114,14 +116,15 @@ def main() -> None:
     if args.one:
         print(json.dumps(run_one(args.one, args.out_of_core_from)), flush=True)
         return
-    print(f"{'comments':>10} {'trainer':>12} {'unique':>9} {'seconds':>8} {'peak RSS':>9} "
-          f"{'AUC':>7} {'MCC':>7}", flush=True)
+    print(f"{'comments':>10} {'trainer':>12} {'unique':>9} {'seconds':>8} {'CPU s':>7} "
+          f"{'peak RSS':>9} {'AUC':>7} {'MCC':>7}", flush=True)
     for n in [int(x) for x in args.sizes.split(",")]:
         argv = [sys.executable, __file__, "--one", str(n),
                 "--out-of-core-from", str(args.out_of_core_from)]
         done = subprocess.run(argv, capture_output=True, text=True, check=True)
         r = json.loads(done.stdout.strip().splitlines()[-1])
         print(f"{r['n']:>10,} {r['trainer']:>12} {r['unique']:>9,} {r['seconds']:>8} "
+              f"{r.get('cpu_seconds', '-'):>7} "
               f"{r['peak_rss_mb']:>6} MB {r['roc_auc']:>7} {r['mcc']:>7}", flush=True)
 
 
