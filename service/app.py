@@ -21,6 +21,7 @@ from service import (
     logs,
     metrics,
     migrate,
+    models_web,
     moderation_api,
     moderation_views,
     perspective,
@@ -31,8 +32,8 @@ from service.config import Settings, load_settings
 from service.errors import AuthenticationError, CommentmodError, RateLimited
 from service.jsonfast import OrjsonProvider
 from service.model import ModelHolder
-from service.registry import Registry
 from service.resources import EXTENSION, Resources
+from service.shared_registry import make_registry
 from service.store import Store, engine_for
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,7 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     perspective.init_app(app, res)
     app.register_blueprint(coral.bp)
     app.register_blueprint(limits.protect(app, rules_api.bp, style="json"))
+    app.register_blueprint(models_web.bp)
     return app
 
 
@@ -89,10 +91,12 @@ def init_resources(app: Flask, settings: Settings) -> Resources:
     store = Store(engine_for(settings.resolved_database_url))
     if not settings.production:
         migrate.upgrade(store.engine)  # single-machine default: keep the schema current
-    models = ModelHolder(Registry(settings.model_dir), "spam", settings.reload_interval_seconds)
+    registry = make_registry(settings.model_registry, settings.model_dir, store)
+    models = ModelHolder(registry, "spam", settings.reload_interval_seconds)
     models.maybe_reload(force=True)
     models.on_swap.append(_model_metric("spam"))
     res = Resources(settings=settings, store=store, models=models)
+    models_web.init_resources(res)
     app.extensions[EXTENSION] = res
     writebehind.init(res)
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

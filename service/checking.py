@@ -44,16 +44,25 @@ def check_comments(
     scorer = res.models.scorer()
     ruleset = site_ruleset(res, site_id)
     rules: tuple[Rule, ...] = DEFAULT_RULES if ruleset is None else (*DEFAULT_RULES, ruleset)
+    site_cache = res.extras.get("site_settings")
+    thresholds = site_cache.thresholds(site_id) if site_cache is not None else None
     cache = res.extras.get("cache")  # service.cache.VerdictCache: flood counts + verdict cache
     if cache is not None:
-        # A site's lists are part of the verdict: a list change is never served stale.
-        context = f"{site_id}:{ruleset.fingerprint}" if ruleset and ruleset.fingerprint else ""
-        scored = cache.score(scorer, comments, context, rules)
+        # A site's lists and thresholds are part of its verdicts: a change to either is
+        # never answered from a stale cached verdict.
+        context = ""
+        if (ruleset and ruleset.fingerprint) or thresholds:
+            fingerprint = ruleset.fingerprint if ruleset else ""
+            context = f"{site_id}:{fingerprint}:{sorted((thresholds or {}).items())}"
+        scored = cache.score(scorer, comments, context, rules, thresholds)
     else:
-        scored = [(o, False) for o in score_comments(scorer, comments, rules)]
+        scored = [(o, False) for o in score_comments(scorer, comments, rules, thresholds)]
     results = [CheckResult(new_guid(), o, cached) for o, cached in scored]
     for r in results:
         metrics.VERDICTS.labels(r.outcome.verdict.value, source).inc()
+    shadow = res.extras.get("shadow")
+    if shadow is not None:  # a candidate model scores the same comments, answers unchanged
+        shadow.observe(comments, [r.outcome for r in results], [r.guid for r in results], store)
     if store:
         records = [
             CheckRecord(

@@ -37,7 +37,12 @@ class Context:
 
     @property
     def registry(self) -> Registry:
-        return Registry(self.settings.model_dir)
+        from service.shared_registry import make_registry
+
+        shared = self.settings.model_registry == "database"
+        return make_registry(
+            self.settings.model_registry, self.settings.model_dir, self.store if shared else None
+        )
 
     @property
     def store(self) -> Any:
@@ -140,39 +145,89 @@ def serve(obj: Context, host: str, port: int, workers: int | None, no_bootstrap:
     type=click.Path(path_type=Path),
     help="YouTube CSV (file or directory), SMS TSV, or CSV/JSONL with content,label",
 )
-@click.option("--promote", is_flag=True, help="make the new model current")
+@click.option("--no-labels", is_flag=True, help="ignore the labels stored in the database")
+@click.option("--no-base", is_flag=True, help="without --data, do not add the shipped set")
+@click.option(
+    "--out-of-core/--in-memory",
+    "out_of_core",
+    default=None,
+    help="hashing + partial_fit in chunks (default: chosen by the number of examples)",
+)
+@click.option("--holdout", default=0.2, show_default=True, type=click.FloatRange(0.05, 0.5),
+              help="share of each site's newest labels held out for the gate")
+@click.option("--promote", is_flag=True, help="make the new model current if it passes the gate")
+@click.option("--force", is_flag=True, help="with --promote: promote even if the gate fails")
+@click.option("--quiet", is_flag=True, help="no progress bar")
 @click.option("--json", "as_json", is_flag=True, help="print a machine-readable summary")
 @pass_ctx
-def train(obj: Context, data: tuple[Path, ...], promote: bool, as_json: bool) -> None:
-    """Train a new spam model version (default data: the shipped YouTube set)."""
-    from training.datasets import DatasetError, shipped_youtube
-    from training.train import load_examples, train_model
+def train(
+    obj: Context,
+    data: tuple[Path, ...],
+    no_labels: bool,
+    no_base: bool,
+    out_of_core: bool | None,
+    holdout: float,
+    promote: bool,
+    force: bool,
+    quiet: bool,
+    as_json: bool,
+) -> None:
+    """Train a candidate from stored labels plus --data files, gate it, maybe promote it.
 
-    description = [str(p) for p in data] or ["YouTube Spam Collection v1 (shipped)"]
+    Without --data the shipped YouTube set is added as a base. The gate scores
+    the candidate and the serving model on the same held-out labels; the HTML
+    report is written next to the model (GET /models/VERSION/report).
+    """
+    from service.retrain_cli import announce
+    from training.datasets import DatasetError
+    from training.evaluate import format_table
+    from training.retrain import TrainingDataError, retrain
+
+    if force and not promote:
+        raise click.UsageError("--force only makes sense with --promote")
     try:
-        examples = load_examples(list(data)) if data else shipped_youtube()
-        result = train_model(examples, obj.registry, data_description=description)
-    except DatasetError as exc:
+        result = retrain(
+            None if no_labels else obj.store, obj.registry, list(data), base=not no_base,
+            out_of_core=out_of_core, fraction=holdout, progress=not (quiet or as_json),
+        )
+    except (DatasetError, TrainingDataError) as exc:
         raise click.ClickException(str(exc)) from exc
-    if promote:
-        obj.registry.set_current(result.version, action="promote")
+    gate = result.gate
+    if promote and (gate.passed or force):
+        action = "promote" if gate.passed else "force"
+        obj.registry.set_current(result.version, action=action)
+        announce(obj, action, result.version, detail={"gate_passed": gate.passed})
         result.promoted = True
     if as_json:
-        click.echo(json.dumps(result.summary(), indent=2))
+        click.echo(json.dumps({**result.summary, "gate": gate.to_dict(),
+                               "promoted": result.promoted, "report": str(result.report)},
+                              indent=2, default=str))
+        if promote and not result.promoted:
+            sys.exit(3)
         return
-    from training.evaluate import format_table
-
+    s = result.summary
     click.echo(
-        f"trained {result.version} on {result.n_examples} examples "
-        f"({result.folded_duplicates} duplicates folded)"
+        f"trained {result.version} ({s['trainer']}) on {s['examples']} examples "
+        f"({s['folded_duplicates']} duplicates folded; train {s['train']}, held out {s['test']})"
     )
-    for source, n in sorted(result.sources.items()):
-        click.echo(f"  {n:>6}  {source}")
-    click.echo(format_table([("held-out", result.metrics)]))
-    click.echo(f"thresholds: {result.thresholds}")
-    click.echo(
-        "promoted" if promote else f"not promoted: commentmod models promote {result.version}"
-    )
+    for source, n in sorted(s["sources"].items()):
+        click.echo(f"  {n:>7}  {source}")
+    rows = [(f"candidate {k}", m) for k, m in gate.candidate.items()]
+    rows += [(f"serving {k}", m) for k, m in (gate.serving or {}).items()]
+    click.echo(format_table(rows))
+    click.echo(f"thresholds: {s['thresholds']}")
+    click.echo(f"gate {'passed' if gate.passed else 'FAILED'} against {gate.serving_version}:")
+    for reason in gate.reasons:
+        click.echo(f"  {reason}")
+    click.echo(f"report: {result.report}")
+    if result.promoted:
+        click.echo("promoted" + (" (forced past a failed gate; logged)" if not gate.passed else ""))
+    elif promote:
+        click.echo("NOT promoted: the gate failed (use --force to override; it is logged)")
+        sys.exit(3)
+    else:
+        click.echo(f"not promoted: commentmod models diff {result.version}; "
+                   f"commentmod models promote {result.version}")
 
 
 @main.command()
@@ -260,6 +315,7 @@ def models_list(obj: Context) -> None:
 @pass_ctx
 def models_promote(obj: Context, version: str) -> None:
     from service.model import load_scorer
+    from service.retrain_cli import announce
     from service.toxicity import load_toxicity_scorer
 
     if obj.registry.metadata(version).get("family") == "toxicity":
@@ -267,6 +323,7 @@ def models_promote(obj: Context, version: str) -> None:
     else:
         load_scorer(obj.registry, version)  # refuse what the service would refuse
     obj.registry.set_current(version, action="promote")
+    announce(obj, "promote", version)
     click.echo(f"current model is now {version}")
 
 
@@ -274,7 +331,10 @@ def models_promote(obj: Context, version: str) -> None:
 @click.option("--family", default="spam", show_default=True)
 @pass_ctx
 def models_rollback(obj: Context, family: str) -> None:
+    from service.retrain_cli import announce
+
     version = obj.registry.rollback(family)
+    announce(obj, "rollback", version, family=family)
     click.echo(f"rolled back: current {family} model is now {version}")
 
 
@@ -318,6 +378,9 @@ main.add_command(coral)
 from service.rules_cli import rules  # noqa: E402 - groups that live beside their feature
 
 main.add_command(rules)
+from service.retrain_cli import register as _register_retrain  # noqa: E402 - needs pass_ctx
+
+_register_retrain(main, models, pass_ctx)
 
 if __name__ == "__main__":
     main()

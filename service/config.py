@@ -81,6 +81,15 @@ class Settings:
     site_rules_ttl_seconds: float = _setting(
         5.0, "how long a worker keeps the allow/block lists before re-reading them", float
     )
+    model_registry: str = _setting(
+        "file", "file (one machine) or database (instances on several hosts share it)"
+    )
+    notify_models: bool = _setting(
+        True, "announce promote/rollback on Redis pub/sub when redis_url is set", _bool
+    )
+    site_settings_ttl_seconds: float = _setting(
+        5.0, "how long a worker caches a site's settings (per-site thresholds)", float
+    )
     retention_days: int = _setting(90, "unlabelled comment bodies older than this are purged", int)
     password_hash_cost: str = _setting(
         "standard", "moderator argon2id cost: standard (64 MiB, t=3) or fast (tests only)"
@@ -212,6 +221,12 @@ def _validate(s: Settings) -> None:
         raise ConfigurationError(
             f"{PREFIX}REDIS_URL must start with redis://, rediss:// or unix://"
         )
+    if s.model_registry not in {"file", "database"}:
+        raise ConfigurationError(
+            f"{PREFIX}MODEL_REGISTRY={s.model_registry!r}: expected file or database"
+        )
+    if s.site_settings_ttl_seconds < 0:
+        raise ConfigurationError(f"{PREFIX}SITE_SETTINGS_TTL_SECONDS must be 0 or more")
     if s.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
         raise ConfigurationError(f"{PREFIX}LOG_LEVEL={s.log_level!r} is not a log level")
     if s.password_hash_cost not in {"standard", "fast"} or (

@@ -73,7 +73,12 @@ class Scorer:
         if self._linear:
             self._coef = np.asarray(coef[0], dtype=np.float64)
             self._intercept = float(clf.intercept_[0])
-            self._names = steps["features"].get_feature_names_out()
+            # A hashing vectorizer (out-of-core models) has no vocabulary: it names
+            # features on demand.
+            namer = getattr(self._features, "feature_name", None)
+            if namer is None:
+                namer = steps["features"].get_feature_names_out().__getitem__
+            self._name: Callable[[int], str] = namer
             self.lean = compile_pipeline(model.pipeline)
 
     def score(self, comments: list[Comment], explain: int = 5) -> list[tuple[float, list[Reason]]]:
@@ -100,10 +105,11 @@ class Scorer:
         return sigmoid(margin), reasons
 
     def _row_reasons(self, comment: Comment, row: Any, k: int) -> list[Reason]:
-        contributions = {
-            str(self._names[j]): float(v * self._coef[j])
-            for j, v in zip(row.indices, row.data, strict=True)
-        }
+        contributions = {}
+        for j, v in zip(row.indices, row.data, strict=True):
+            name = str(self._name(int(j)))
+            if not name.startswith("hashed:"):  # a hashed n-gram has no words to show
+                contributions[name] = float(v * self._coef[j])
         return self._reasons(model_text(comment.content), contributions, k)
 
     def _reasons(self, text: str, contributions: dict[str, float], k: int) -> list[Reason]:
@@ -153,7 +159,7 @@ class ModelHolder:
         self._scorer: Scorer | None = None
         self._lock = threading.Lock()
         self._next_check = 0.0
-        self._pointer_mtime: float | None = None
+        self._pointer_token: object = None
         self.last_error: str | None = None
         self.on_swap: list[Callable[[str, str | None], None]] = []
 
@@ -204,12 +210,14 @@ class ModelHolder:
         with self._lock:
             self._next_check = now + self.reload_interval
             try:
-                mtime = self.registry.pointer_path().stat().st_mtime
-            except OSError:
-                mtime = None
-            if not force and mtime == self._pointer_mtime and self._scorer is not None:
+                token = self.registry.pointer_token(self.family)
+            except Exception as exc:  # the database registry may be unreachable: keep serving
+                self.last_error = f"cannot read the current-model pointer: {exc}"
+                log.error("model.pointer_unreadable", extra={"error": str(exc)})
                 return
-            self._pointer_mtime = mtime
+            if not force and token == self._pointer_token and self._scorer is not None:
+                return
+            self._pointer_token = token
             try:
                 self.load_current()
             except Exception as exc:  # never let a bad pointer take the serving model down

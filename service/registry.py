@@ -35,6 +35,8 @@ HISTORY = "history.jsonl"
 VERSION_RE = re.compile(r"^[a-z][a-z0-9-]{0,40}-\d{8}T\d{6}Z-[0-9a-f]{8}$")
 # Libraries whose exact version a pickled Pipeline depends on.
 PINNED_LIBRARIES = ("scikit-learn", "numpy", "scipy", "joblib")
+# History actions that put a version in force (a rollback takes one out).
+PROMOTING_ACTIONS = frozenset({"promote", "bootstrap", "force"})
 
 
 def library_versions() -> dict[str, str]:
@@ -237,11 +239,42 @@ class Registry:
         return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
     def rollback(self, family: str = "spam", actor: str = "cli") -> str:
-        """Point ``family`` back at the version that served before the current one."""
-        current = self.current(family)
-        events = [e for e in self.history() if e["family"] == family and e["version"] == current]
-        if not events or not events[-1].get("previous"):
-            raise NotFound(f"no earlier {family} model to roll back to")
-        previous = str(events[-1]["previous"])
+        """Point ``family`` at the version that served before the current one.
+
+        Walks the promotion history as a stack: a rollback undoes the latest
+        promotion still in force, so rolling back twice goes two versions back.
+        """
+        previous = rollback_target(self.history(), family)
         self.set_current(previous, action="rollback", actor=actor)
         return previous
+
+    def pointer_token(self, family: str = "spam") -> object:
+        """Something cheap that changes whenever the pointer may have moved."""
+        try:
+            return self.pointer_path().stat().st_mtime_ns
+        except OSError:
+            return None
+
+
+def promotion_stack(events: list[dict[str, Any]], family: str) -> list[str]:
+    """Versions in force, oldest first: promotions push, rollbacks pop."""
+    stack: list[str] = []
+    for e in events:
+        if e.get("family") != family:
+            continue
+        version = str(e["version"])
+        if e.get("action") == "rollback":
+            while stack and stack[-1] != version:
+                stack.pop()
+            if not stack:
+                stack.append(version)
+        elif e.get("action") in PROMOTING_ACTIONS and (not stack or stack[-1] != version):
+            stack.append(version)
+    return stack
+
+
+def rollback_target(events: list[dict[str, Any]], family: str) -> str:
+    stack = promotion_stack(events, family)
+    if len(stack) < 2:
+        raise NotFound(f"no earlier {family} model to roll back to")
+    return stack[-2]

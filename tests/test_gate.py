@@ -1,0 +1,160 @@
+"""The evaluation gate: the held-out split, the decision, the report, the diff."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from service import migrate
+from service.model import load_scorer
+from service.registry import Registry
+from service.store import Store, engine_for
+from training.datasets import YOUTUBE_DIR, Example
+from training.features import Comment
+from training.gate import TOLERANCE, decide_gate, diff_models, evaluation_rows, split_recent
+from training.labels import StoredLabel, read_labels
+from training.retrain import TrainingDataError, retrain
+
+PSY = YOUTUBE_DIR / "Youtube01-Psy.csv"
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def stored(text: str, label: int, site: str, minutes: int, label_id: int = 0) -> StoredLabel:
+    ex = Example(Comment(content=text), label, "labels:moderator", group=site)
+    return StoredLabel(ex, label_id, label_id, site, T0 + timedelta(minutes=minutes))
+
+
+def test_split_holds_out_each_sites_newest_labels() -> None:
+    a = [stored(f"site a comment {i}", i % 2, "a", i, i) for i in range(10)]
+    b = [stored(f"site b comment {i}", i % 2, "b", i, 100 + i) for i in range(5)]
+    small = [stored(f"site c comment {i}", 0, "c", i, 200 + i) for i in range(3)]
+    split = split_recent(a + b + small, [], fraction=0.2)
+    test = {e.comment.content for e in split.test}
+    assert test == {"site a comment 9", "site a comment 8", "site b comment 4"}
+    assert split.held_out_by_site == {"a": 2, "b": 1}
+    assert len(split.train) == 15
+
+
+def test_duplicates_never_straddle_the_split() -> None:
+    labels = [stored(f"comment {i}", 1, "a", i, i) for i in range(10)]
+    files = [Example(Comment(content="COMMENT   9"), 0, "file.csv"),
+             Example(Comment(content="comment 0"), 1, "file.csv")]
+    files += [Example(Comment(content=f"file text {i}"), i % 2, "file.csv") for i in range(50)]
+    split = split_recent(labels, files, fraction=0.2)
+    train_keys = {e.key for e in split.train}
+    test_keys = {e.key for e in split.test}
+    assert not train_keys & test_keys
+    assert split.folded == 2
+    assert "comment 9" in test_keys and "comment 0" in train_keys
+
+
+def rows(**overall: float) -> dict[str, dict[str, Any]]:
+    base = {"roc_auc": 0.95, "mcc": 0.8, "f1": 0.9, "precision_at_discard": 1.0}
+    return {"overall": {**base, **overall}}
+
+
+@pytest.mark.parametrize(
+    ("candidate", "passed"),
+    [
+        (rows(), True),
+        (rows(mcc=0.8 - TOLERANCE["mcc"] / 2), True),
+        (rows(mcc=0.8 - TOLERANCE["mcc"] * 2), False),
+        (rows(roc_auc=0.90), False),
+        (rows(precision_at_discard=float("nan")), True),  # not comparable: not a veto
+        (rows(f1=0.99, mcc=0.9), True),
+    ],
+)
+def test_gate_decision(candidate: dict[str, dict[str, Any]], passed: bool) -> None:
+    result = decide_gate(candidate, rows(), "spam-x")
+    assert result.passed is passed
+    assert len(result.reasons) == len(TOLERANCE)
+
+
+def test_gate_passes_without_a_serving_model() -> None:
+    assert decide_gate(rows(), None, None).passed
+
+
+def test_evaluation_rows_per_group() -> None:
+    test = [Example(Comment(content=f"t{i}"), i % 2, "f", group=g)
+            for i, g in enumerate(["a", "a", "b", "b"])]
+    out = evaluation_rows(test, [0.1, 0.9, 0.2, 0.8], {"unsure": 0.3, "spam": 0.5,
+                                                       "discard": 0.95})
+    assert set(out) == {"overall", "a", "b"}
+    assert out["overall"]["accuracy"] == 1.0 and out["a"]["n"] == 2
+    assert "precision_at_discard" in out["overall"]
+
+
+def seed_weather_labels(store: Store, n: int = 30) -> None:
+    site = store.ensure_site("https://<b>news</b>.example.org")
+    cities = ["Oslo", "Lima", "Kyiv", "Pune", "Cork", "Graz", "Bonn", "Fez", "Turku", "Riga"]
+    for i in range(n):
+        store.feedback(label="spam", source="moderator", actor="t", site_id=site,
+                       content=f"The weather forecast for {cities[i % 10]} says rain on day {i}")
+
+
+@pytest.fixture
+def sqlite_store(sqlite_url: str) -> Iterator[Store]:
+    """Training tests run on SQLite only: test_labels covers the queries on both."""
+    s = Store(engine_for(sqlite_url))
+    migrate.upgrade(s.engine)
+    yield s
+    s.engine.dispose()
+
+
+def test_retrain_gates_reports_and_learns_the_labels(
+    sqlite_store: Store, tmp_path: Path
+) -> None:
+    store = sqlite_store
+    reg = Registry(tmp_path / "models")
+    first = retrain(None, reg, [PSY], progress=False)
+    assert first.gate.passed and first.gate.serving is None
+    reg.set_current(first.version)
+    seed_weather_labels(store)
+    result = retrain(store, reg, [PSY], progress=False)
+    s = result.summary
+    assert s["sources"]["labels:moderator"] == 30 and s["sources"]["Youtube01-Psy.csv"] == 350
+    assert s["held_out_by_site"] == {"<b>news</b>.example.org": 6}
+    assert result.gate.serving_version == reg.current()
+    assert result.gate.serving is not None
+    assert "<b>news</b>.example.org" in result.gate.candidate
+    meta = reg.metadata(result.version)
+    assert meta["gate"]["passed"] == result.gate.passed and meta["trainer"] == "in-memory"
+    html = result.report.read_text()
+    assert "&lt;b&gt;news&lt;/b&gt;" in html and "<b>news" not in html
+    for name in ("report-pr.png", "report-confusion.png", "report-histogram.png"):
+        assert (result.report.parent / name).read_bytes()[:4] == b"\x89PNG"
+    probe = Comment(content="The weather forecast for Oslo says rain on Sunday")
+    new, old = load_scorer(reg, result.version), load_scorer(reg, str(reg.current()))
+    assert new.score([probe])[0][0] > new.thresholds["spam"] > 0
+    assert old.score([probe])[0][0] < old.thresholds["spam"]
+    diff = diff_models(read_labels(store), old, new, examples=3)
+    assert diff["n"] == 30 and diff["flips"] >= 20 and len(diff["examples"]) == 3
+    assert diff["matching_label"]["candidate"] > diff["matching_label"]["serving"]
+
+
+def test_out_of_core_model_serves_and_explains_with_signals(
+    sqlite_store: Store, tmp_path: Path
+) -> None:
+    store = sqlite_store
+    reg = Registry(tmp_path / "models")
+    seed_weather_labels(store)
+    data = [PSY, YOUTUBE_DIR / "Youtube05-Shakira.csv"]
+    result = retrain(store, reg, data, out_of_core=True, progress=False)
+    assert result.summary["trainer"] == "out-of-core"
+    assert result.summary["sources"]["labels:moderator"] == 30
+    scorer = load_scorer(reg, result.version)  # smoke test passes
+    [(prob, reasons)] = scorer.score([Comment(content="subscribe http://bit.ly/x http://a.b")])
+    assert 0 <= prob <= 1
+    assert all(r.kind == "feature" for r in reasons)
+    assert result.gate.candidate["overall"]["roc_auc"] > 0.85
+
+
+def test_retrain_refuses_one_class_data(tmp_path: Path) -> None:
+    data = tmp_path / "ham.csv"
+    data.write_text("content,label\n" + "".join(f"text {i},ham\n" for i in range(30)))
+    with pytest.raises(TrainingDataError, match="both spam and ham"):
+        retrain(None, Registry(tmp_path / "m"), [data], progress=False)

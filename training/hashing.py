@@ -1,0 +1,63 @@
+"""The feature transformer of out-of-core models.
+
+A :class:`~sklearn.feature_extraction.text.HashingVectorizer` needs no
+vocabulary, so it can be applied chunk by chunk to a label set larger than
+memory and fed to ``SGDClassifier.partial_fit``. It is pickled inside the
+model's Pipeline, so, like :mod:`training.features`, this module imports
+nothing but scikit-learn and the shared feature code: the web service loads
+it when it unpickles such a model.
+
+Hashed word features cannot be named back, so explanations of these models
+name only the hand-made signals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.feature_extraction.text import HashingVectorizer
+
+from training.features import SIGNALS, _as_comment, normalise_text, signal_vector
+
+HASHED = "hashed"
+
+
+class HashedFeatures(TransformerMixin, BaseEstimator):
+    """Hashed word n-grams (L2-normalised) beside the hand-made signals."""
+
+    def __init__(
+        self,
+        n_features: int = 1 << 20,
+        word_ngrams: tuple[int, int] = (1, 2),
+        signal_weight: float = 1.0,
+    ) -> None:
+        self.n_features = n_features
+        self.word_ngrams = word_ngrams
+        self.signal_weight = signal_weight
+
+    def _vectorizer(self) -> HashingVectorizer:
+        return HashingVectorizer(
+            n_features=self.n_features,
+            ngram_range=self.word_ngrams,
+            alternate_sign=False,
+            token_pattern=r"(?u)\b\w+\b",  # noqa: S106 - a regex, not a password
+            dtype=np.float64,
+        )
+
+    def fit(self, X: Iterable[Any], y: Any = None) -> HashedFeatures:
+        return self  # stateless: nothing to learn, which is the point
+
+    def transform(self, X: Iterable[Any]) -> sp.csr_matrix:
+        comments = [_as_comment(c) for c in X]
+        words = self._vectorizer().transform([normalise_text(c.content) for c in comments])
+        dense = np.array([signal_vector(c) for c in comments], dtype=np.float64)
+        return sp.hstack([words, sp.csr_matrix(dense * self.signal_weight)], format="csr")
+
+    def feature_name(self, index: int) -> str:
+        if index >= self.n_features:
+            return f"signal:{SIGNALS[index - self.n_features].name}"
+        return f"{HASHED}:{index}"
