@@ -70,3 +70,9 @@ def test_unknown_override_is_refused() -> None:
 def test_every_setting_is_documented() -> None:
     for name, _default, doc in describe():
         assert name.startswith("COMMENTMOD_") and doc
+
+
+def test_configuration_page_lists_every_setting() -> None:
+    page = (Path(__file__).resolve().parents[1] / "docs" / "configuration.md").read_text()
+    missing = [name for name, _, _ in describe() if f"`{name}`" not in page]
+    assert not missing, f"docs/configuration.md lacks {missing}"
