@@ -129,7 +129,7 @@ def test_digits_of_a_link_path_are_not_the_text_digits() -> None:
     [
         ("word:channel", "token", "the word 'channel'"),
         ("word:check out", "token", "the phrase 'check out'"),
-        ("word:xurlx", "feature", "a link"),
+        ("word:xurlx", "feature", "contains a link"),
         ("word:xurl_bit_ly", "feature", "a link to bit.ly"),
         ("word:visit xurlx", "token", "the phrase 'visit <link>'"),
         ("word:xnumx", "token", "a number"),

@@ -24,6 +24,7 @@ from training.features import COMMENT_FIELDS, Comment, dedup_key
 
 SHIPPED_DATA = Path(__file__).parent / "data"
 YOUTUBE_DIR = SHIPPED_DATA / "youtube-spam-collection"
+DISCUSSION_HAM = SHIPPED_DATA / "discussion-ham" / "discussion_ham.csv"
 YOUTUBE_HEADER = ["COMMENT_ID", "AUTHOR", "DATE", "CONTENT", "CLASS"]
 
 
@@ -147,6 +148,13 @@ def read_dataset(path: Path) -> list[Example]:
 
 def shipped_youtube() -> list[Example]:
     return read_dataset(YOUTUBE_DIR)
+
+
+def shipped_base() -> list[Example]:
+    """What the bootstrap model (and ``train``'s base set) learns from: the YouTube
+    Spam Collection plus real discussion comments as ham, so that an ordinary news
+    comment is not taken for spam (training/data/discussion-ham/ATTRIBUTION.md)."""
+    return shipped_youtube() + read_dataset(DISCUSSION_HAM)
 
 
 def deduplicate(examples: Iterable[Example]) -> tuple[list[Example], int]:

@@ -439,7 +439,7 @@ def describe_feature(name: str) -> tuple[str, str]:
     kind, _, value = name.partition(":")
     if kind == "word":
         if value == URL_TOKEN:
-            return "feature", "a link"
+            return "feature", "contains a link"  # merges with the has_link signal
         if value == NUMBER_TOKEN:
             return "token", "a number"
         if value.startswith(HOST_PREFIX) and " " not in value:

@@ -33,7 +33,7 @@ from tqdm import tqdm
 from service.errors import ModelError
 from service.registry import Registry
 from service.store import Store
-from training.datasets import Example, data_fingerprint, read_dataset, shipped_youtube
+from training.datasets import Example, data_fingerprint, read_dataset, shipped_base
 from training.evaluate import choose_thresholds
 from training.gate import (
     RECENT_FRACTION,
@@ -152,8 +152,9 @@ def retrain(
     file_examples = [ex for path in files for ex in read_dataset(path)]
     description = [str(p) for p in files]
     if base and not files:
-        file_examples = shipped_youtube()
-        description = ["YouTube Spam Collection v1 (shipped, CC BY 4.0)"]
+        file_examples = shipped_base()
+        description = ["YouTube Spam Collection v1 (shipped, CC BY 4.0)",
+                       "discussion comments as ham (shipped; see ATTRIBUTION.md)"]
     if store is not None:
         description.append("stored labels")
     n_labels = count_labels(store) if store is not None else 0

@@ -27,7 +27,7 @@ from training.datasets import (
     deduplicate,
     holdout_split,
     read_dataset,
-    shipped_youtube,
+    shipped_base,
 )
 from training.evaluate import choose_thresholds, metrics
 from training.features import CommentFeatures
@@ -149,9 +149,12 @@ def load_examples(paths: Sequence[Path]) -> list[Example]:
 
 
 def bootstrap(registry: Registry, data: Path | None = None) -> TrainResult:
-    """Train and promote a first model from the shipped YouTube Spam Collection."""
-    examples = read_dataset(data) if data else shipped_youtube()
-    description = [str(data)] if data else ["YouTube Spam Collection v1 (shipped, CC BY 4.0)"]
+    """Train and promote a first model from the shipped data (YouTube + discussion ham)."""
+    examples = read_dataset(data) if data else shipped_base()
+    description = [str(data)] if data else [
+        "YouTube Spam Collection v1 (shipped, CC BY 4.0)",
+        "discussion comments as ham (shipped: Wikipedia Talk, Apache-2.0; Civil Comments, CC0)",
+    ]
     result = train_model(examples, registry, data_description=description)
     registry.set_current(result.version, action="bootstrap", actor="serve")
     result.promoted = True
