@@ -68,12 +68,8 @@ def rule_bounds(spam_count: int) -> tuple[int, ...]:
 def model_reads_flood(scorer: Scorer) -> bool:
     """Whether the model's flood signal has a weight (a linear model trained without
     flood data has none); unknown model kinds are assumed to read it."""
-    names = getattr(scorer, "_names", None)
-    coef = getattr(scorer, "_coef", None)
-    if names is None or coef is None:
-        return True
-    hits = [i for i, name in enumerate(names) if name == "signal:flood"]
-    return any(float(coef[i]) != 0.0 for i in hits)
+    weight = scorer.signal_weight("flood")
+    return weight is None or weight != 0.0
 
 
 @dataclass(frozen=True)

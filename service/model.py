@@ -22,7 +22,7 @@ import numpy as np
 from service.errors import ModelError
 from service.lean import LeanScorer, compile_pipeline, sigmoid
 from service.registry import LoadedModel, Registry
-from training.features import Comment, merge_contributions, model_text, top_reasons
+from training.features import SIGNALS, Comment, merge_contributions, model_text, top_reasons
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +94,17 @@ class Scorer:
             reasons = self._row_reasons(comments[i], X.getrow(i), explain) if explain else []
             out.append((sigmoid(float(margin)), reasons))
         return out
+
+    def signal_weight(self, name: str) -> float | None:
+        """The coefficient of the hand-made signal ``name`` (``flood``...), or None when
+        the model has no such weight. Signals are the last features of every layout."""
+        if not self._linear:
+            return None
+        total = len(self._coef)
+        for i in range(max(total - len(SIGNALS), 0), total):
+            if self._name(i) == f"signal:{name}":
+                return float(self._coef[i])
+        return None
 
     def _score_lean(
         self, lean: LeanScorer, comment: Comment, explain: int
