@@ -11,7 +11,7 @@ from typing import Any
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
 
-from service import api, health, logs, metrics, migrate
+from service import api, health, logs, metrics, migrate, openapi
 from service.config import Settings, load_settings
 from service.errors import CommentmodError, RateLimited
 from service.model import ModelHolder
@@ -58,6 +58,7 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     register_hooks(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(openapi.bp)
     return app
 
 
