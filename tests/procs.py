@@ -6,6 +6,7 @@ or restarted on purpose. Nothing here touches the shared servers on 5432/6379.
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import os
 import shutil
@@ -208,6 +209,8 @@ def post_json(url: str, body: Any, headers: dict[str, str] | None = None,
     try:
         with urllib.request.urlopen(req, timeout=timeout) as r:
             return r.status, json.loads(r.read() or b"null")
+    except http.client.HTTPException as exc:  # e.g. IncompleteRead: the worker died
+        raise ConnectionError(f"{type(exc).__name__}: {exc}") from exc
     except urllib.error.HTTPError as exc:
         raw = exc.read()
         try:
