@@ -23,7 +23,7 @@ CHECKS = (
     "not_a_server_error,response_schema_conformance,"
     "status_code_conformance,content_type_conformance"
 )
-MAX_EXAMPLES = int(os.environ.get("COMMENTMOD_FUZZ_EXAMPLES", "25"))
+MAX_EXAMPLES = int(os.environ.get("COMMENTMOD_FUZZ_EXAMPLES", "15"))
 
 
 def count_cases(ndjson: Path) -> int:
