@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SOURCES = sorted([*(ROOT / "service").rglob("*.py"), *(ROOT / "training").rglob("*.py")])
 HOSTILE = "<script>alert(1)</script><img src=x onerror=alert(2)>"
 # Wire protocols for machines, authenticated by site key rather than session + CSRF.
-MACHINE_PREFIXES = ("/api/", "/1.1/", "/v1alpha1/", "/healthz", "/readyz", "/metrics")
+MACHINE_PREFIXES = ("/api/", "/1.1/", "/1.2/", "/v1alpha1/", "/healthz", "/readyz", "/metrics")
 
 
 @pytest.fixture
