@@ -34,7 +34,7 @@ def _base() -> dict[str, Any]:
 def _limited(max_content_chars: int, max_field_chars: int, batch_max: int) -> bytes:
     doc = copy.deepcopy(_base())
     schemas = doc["components"]["schemas"]
-    schemas["Comment"]["properties"]["content"]["maxLength"] = max_content_chars
+    schemas["Content"]["maxLength"] = max_content_chars
     schemas["OptionalField"]["maxLength"] = max_field_chars
     schemas["Batch"]["properties"]["comments"]["maxItems"] = batch_max
     return json.dumps(doc, ensure_ascii=False, indent=1).encode()

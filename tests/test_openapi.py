@@ -86,7 +86,7 @@ def test_request_schema_names_every_comment_field(client: FlaskClient) -> None:
 @pytest.mark.parametrize(
     ("settings", "where", "value"),
     [
-        ({"max_content_chars": 500}, ("Comment", "properties", "content", "maxLength"), 500),
+        ({"max_content_chars": 500}, ("Content", "maxLength"), 500),
         ({"max_field_chars": 64}, ("OptionalField", "maxLength"), 64),
         ({"batch_max": 7}, ("Batch", "properties", "comments", "maxItems"), 7),
     ],
@@ -103,7 +103,7 @@ def test_limits_follow_the_configuration(make_app, settings: dict, where: tuple,
 
 def test_documented_limits_are_the_enforced_ones(make_app) -> None:  # type: ignore[no-untyped-def]
     client = make_app(max_content_chars=50).test_client()
-    limit = served(client)["components"]["schemas"]["Comment"]["properties"]["content"]
+    limit = served(client)["components"]["schemas"]["Content"]
     assert client.post("/api/v1/check", json={"content": "x" * limit["maxLength"]}).status_code \
         == 200
     r = client.post("/api/v1/check", json={"content": "x" * (limit["maxLength"] + 1)})
