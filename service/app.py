@@ -24,6 +24,7 @@ from service import (
     models_web,
     moderation_api,
     moderation_views,
+    openapi,
     perspective,
     rules_api,
     writebehind,
@@ -77,6 +78,7 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     register_hooks(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(limits.protect(app, api.bp, style="json"))
+    app.register_blueprint(openapi.bp)
     app.register_blueprint(limits.protect(app, akismet.bp, style="akismet"))
     app.register_blueprint(moderation_views.bp)
     app.register_blueprint(moderation_api.bp)

@@ -399,9 +399,11 @@ class CommentFeatures(TransformerMixin, BaseEstimator):
         for name in ("word_", "char_"):
             vec = state.get(name)
             if vec is not None and hasattr(vec, "vocabulary_"):
+                terms = sorted(vec.vocabulary_, key=vec.vocabulary_.__getitem__)
+                if any("\x00" in term for term in terms):
+                    continue  # a NUL in a term (hostile comment text): keep the dict
                 vec = copy.copy(vec)
-                vocab = vec.__dict__.pop("vocabulary_")
-                terms = sorted(vocab, key=vocab.__getitem__)
+                del vec.__dict__["vocabulary_"]
                 state[f"{name}terms"] = "\x00".join(terms)
                 state[name] = vec
         return state

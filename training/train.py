@@ -65,7 +65,7 @@ def code_version() -> str:
         version = "0+unknown"
     try:
         commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],  # noqa: S607
+            ["git", "rev-parse", "--short", "HEAD"],  # noqa: S607 - fixed argv; only labels the model
             capture_output=True,
             text=True,
             timeout=5,
