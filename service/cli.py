@@ -199,7 +199,9 @@ def train(
         announce(obj, action, result.version, detail={"gate_passed": gate.passed})
         result.promoted = True
     if as_json:
-        click.echo(json.dumps({**result.summary, "gate": gate.to_dict(),
+        click.echo(json.dumps({**result.summary, "version": result.version,
+                               "metrics": gate.candidate.get("overall", {}),
+                               "gate": gate.to_dict(),
                                "promoted": result.promoted, "report": str(result.report)},
                               indent=2, default=str))
         if promote and not result.promoted:
