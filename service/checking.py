@@ -60,9 +60,6 @@ def check_comments(
     results = [CheckResult(new_guid(), o, cached) for o, cached in scored]
     for r in results:
         metrics.VERDICTS.labels(r.outcome.verdict.value, source).inc()
-    shadow = res.extras.get("shadow")
-    if shadow is not None:  # a candidate model scores the same comments, answers unchanged
-        shadow.observe(comments, [r.outcome for r in results], [r.guid for r in results], store)
     if store:
         records = [
             CheckRecord(
@@ -85,12 +82,16 @@ def check_comments(
         writer = res.extras.get("write_behind")
         if writer is not None:  # recorded off the request path (service/writebehind.py)
             writer.submit(records)
-            return results
-        try:
-            res.store.record_checks(records)
-        except StorageError as exc:
-            metrics.STORE_ERRORS.labels("record_check").inc(len(records))
-            log.warning("store.record_failed", extra={"error": exc.message, "n": len(records)})
+        else:
+            try:
+                res.store.record_checks(records)
+            except StorageError as exc:
+                metrics.STORE_ERRORS.labels("record_check").inc(len(records))
+                log.warning("store.record_failed", extra={"error": exc.message, "n": len(records)})
+    shadow = res.extras.get("shadow")
+    if shadow is not None:  # a candidate scores the same comments; answers are unchanged
+        # (with write-behind the check is not in the database yet: comment_id stays NULL)
+        shadow.observe(comments, [r.outcome for r in results], [r.guid for r in results], store)
     return results
 
 

@@ -108,15 +108,15 @@ def score_comments(
     out = []
     for hit in hits:
         if hit is not None:
-            verdict, discard = decide(hit.probability, limits)
-            reason = Reason(
-                "rule", hit.description, "spam" if hit.probability >= 0.5 else "ham", 0.0
-            )
+            # A rule settles the verdict; only a rule that says so makes it discardable.
+            verdict, _ = decide(hit.probability, limits)
+            direction = "ham" if verdict is Verdict.HAM else "spam"
+            reason = Reason("rule", hit.description, direction, 0.0)
             out.append(
                 Outcome(
                     verdict,
                     hit.probability,
-                    discard or hit.discard,
+                    hit.discard,
                     [reason],
                     scorer.version,
                     rule=hit.name,
