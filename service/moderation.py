@@ -213,7 +213,7 @@ class LabelRequest:
     @classmethod
     def parse(cls, guid: Any, label: Any, task: Any = None, attribute: Any = None) -> LabelRequest:
         task = task or ("toxicity" if label in LABELS["toxicity"] else "spam")
-        if task not in LABELS:
+        if not isinstance(task, str) or task not in LABELS:  # a list or object is unhashable
             raise ValidationError(f"task must be one of {list(LABELS)}", field="task")
         if label not in LABELS[task]:
             raise ValidationError(f"label must be one of {list(LABELS[task])}", field="label")

@@ -11,12 +11,13 @@ import json
 import os
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from service import migrate
+from service import migrate, moderators
 from service.store import Store, engine_for
 
 CHECKS = (
@@ -39,23 +40,38 @@ def count_cases(ndjson: Path) -> int:
 
 @pytest.mark.slow
 def test_fuzz_live_server(serve: Callable[..., str], tmp_path: Path, sqlite_url: str) -> None:
-    # A real site key, so endpoints behind Bearer auth are fuzzed past the 401.
+    # A real site key and an admin moderator, so endpoints behind Bearer and
+    # moderator Basic auth are fuzzed past the 401: schemathesis sends each
+    # operation the credentials of the security scheme the document names for it.
     store = Store(engine_for(sqlite_url))
     migrate.upgrade(store.engine)
     key, _ = store.create_key("https://fuzz.example")
+    password = "fuzz-moderator-password"
+    moderators.create(store, "fuzz", password, admin=True, hasher=moderators.FAST)
     store.engine.dispose()
-    base = serve(workers=2)
+    base = serve(workers=2, env={"COMMENTMOD_PASSWORD_HASH_COST": "fast"})
+    # One checked comment, so the moderation queue and stats answer with rows to validate.
+    seed = urllib.request.Request(
+        f"{base}/api/v1/check", data=json.dumps({"content": "fuzz seed comment"}).encode(),
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {key}"},
+    )
+    with urllib.request.urlopen(seed, timeout=10) as r:
+        assert r.status == 200
+    config = tmp_path / "schemathesis.toml"
+    config.write_text(
+        f'[auth.openapi.bearer]\nbearer = "{key}"\n\n'
+        f'[auth.openapi.moderatorBasic]\nusername = "fuzz"\npassword = "{password}"\n'
+    )
     ndjson = tmp_path / "fuzz.ndjson"
     st = Path(sys.executable).with_name("st")
     proc = subprocess.run(
         [
-            str(st), "run", f"{base}/api/v1/openapi.json",
+            str(st), "--config-file", str(config), "run", f"{base}/api/v1/openapi.json",
             "--url", base,
             "--checks", CHECKS,
             "--max-examples", str(MAX_EXAMPLES),
             "--seed", os.environ.get("COMMENTMOD_FUZZ_SEED", "20261126"),
             "--phases", "examples,coverage,fuzzing",
-            "--header", f"Authorization: Bearer {key}",
             # One schemathesis worker: with threads, hypothesis' lambda repr hits a
             # CPython 3.11 AST recursion bug (SystemError) in the coverage phase.
             "--workers", "1",
