@@ -147,7 +147,7 @@ def queue(
         conds.append(spam.c.label_id.is_not(None))
     if flt.since:
         conds.append(t.comments.c.received_at >= _midnight(flt.since))
-    if flt.until:
+    if flt.until and flt.until < date.max:  # the last day has no next midnight: no bound
         conds.append(t.comments.c.received_at < _midnight(flt.until + timedelta(days=1)))
     if flt.q:
         pattern = _like(flt.q)

@@ -77,7 +77,7 @@ def rules_add() -> Response:
     return json_response({"rule": rule}, status=201)
 
 
-@bp.delete("/rules/<int:rule_id>")
+@bp.delete("/rules/<int(max=2147483647):rule_id>")
 def rules_remove(rule_id: int) -> Response:
     res = resources()
     site, actor = _scope(res)

@@ -63,7 +63,11 @@ def site_key(url: str) -> str:
     if not parts.hostname:
         raise ValidationError(f"{url!r} is not a site URL", field="blog")
     host = parts.hostname.lower().removeprefix("www.")
-    port = f":{parts.port}" if parts.port not in (None, 80, 443) else ""
+    try:
+        port_number = parts.port
+    except ValueError as exc:  # "host:xyz" or a port over 65535
+        raise ValidationError(f"{url!r} is not a site URL: {exc}", field="blog") from exc
+    port = f":{port_number}" if port_number not in (None, 80, 443) else ""
     return f"{host}{port}{parts.path.rstrip('/')}"
 
 
@@ -412,6 +416,8 @@ class Store:
         Never fails because the comment was not seen before. Returns (comment id, label id).
         """
         found = self.find_comment(guid=guid, site_id=None) if guid else None
+        if found is not None and site_id is not None and found["site_id"] not in (None, site_id):
+            found = None  # a site labels its own comments only, whatever guid it sends
         if found is None and content:
             found = self.find_comment(content=content, site_id=site_id)
         with self.transaction() as c:
