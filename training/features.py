@@ -139,7 +139,8 @@ _TLDS = (
 )
 URL_RE = re.compile(
     r"(?:(?:https?|ftp)://|www\.)[^\s<>\"']+"
-    rf"|\b(?:[a-z0-9-]+\.)+(?:{_TLDS})\b(?:\s?/\s?[^\s<>\"']*)?",
+    # Bounded label length and count: "a.a.a.a..." must not backtrack quadratically.
+    rf"|\b(?:[a-z0-9-]{{1,63}}\.){{1,8}}(?:{_TLDS})\b(?:\s?/\s?[^\s<>\"']*)?",
     re.IGNORECASE,
 )
 SHORTENERS = frozenset(
