@@ -38,7 +38,12 @@ ROOT = Path(__file__).resolve().parent.parent
 SOURCES = sorted([*(ROOT / "service").rglob("*.py"), *(ROOT / "training").rglob("*.py")])
 HOSTILE = "<script>alert(1)</script><img src=x onerror=alert(2)>"
 # Wire protocols for machines, authenticated by site key rather than session + CSRF.
-MACHINE_PREFIXES = ("/api/", "/1.1/", "/1.2/", "/v1alpha1/", "/healthz", "/readyz", "/metrics")
+MACHINE_PREFIXES = (
+    "/api/", "/1.1/", "/1.2/", "/v1alpha1/", "/comments:", "/$discovery", "/discovery/",
+    "/coral/", "/healthz", "/readyz", "/metrics",
+    # Training reports: aggregate metrics and plots, no comment text (docs/security.md).
+    "/models/",
+)
 
 
 @pytest.fixture

@@ -192,7 +192,7 @@ _CYRILLIC_GREEK = re.compile(r"[\u0370-\u03ff\u0400-\u04ff]")
 # video ids and view counts then stop being thousands of one-off features.
 URL_TOKEN = "xurlx"  # noqa: S105 - a token, not a password
 HOST_PREFIX = "xurl_"
-NUMBER_TOKEN = "xnumx"  # noqa: S105
+NUMBER_TOKEN = "xnumx"  # noqa: S105 - a placeholder word, not a password
 
 
 def url_host(raw: str) -> str:
