@@ -16,46 +16,10 @@ from typing import Any
 
 import click
 
-from service.config import Settings, describe, load_settings
+from service.cli_context import Context, pass_ctx
+from service.config import describe
 from service.errors import CommentmodError
 from service.keys_cli import keys
-from service.registry import Registry
-
-
-class Context:
-    """Settings and lazily built resources for one CLI invocation."""
-
-    def __init__(self) -> None:
-        self._settings: Settings | None = None
-        self._store: Any = None
-
-    @property
-    def settings(self) -> Settings:
-        if self._settings is None:
-            self._settings = load_settings()
-        return self._settings
-
-    @property
-    def registry(self) -> Registry:
-        from service.shared_registry import make_registry
-
-        shared = self.settings.model_registry == "database"
-        return make_registry(
-            self.settings.model_registry, self.settings.model_dir, self.store if shared else None
-        )
-
-    @property
-    def store(self) -> Any:
-        if self._store is None:
-            from service import migrate
-            from service.store import Store, engine_for
-
-            self._store = Store(engine_for(self.settings.resolved_database_url))
-            migrate.upgrade(self._store.engine)
-        return self._store
-
-
-pass_ctx = click.make_pass_decorator(Context, ensure=True)
 
 
 class Group(click.Group):

@@ -12,40 +12,7 @@ from typing import Any
 
 import click
 
-from service.config import Settings, load_settings
-from service.registry import Registry
-
-
-class Context:
-    """Settings, registry and store for one invocation (like service.cli.Context,
-    which this module cannot import: cli.py imports this module)."""
-
-    def __init__(self) -> None:
-        self._settings: Settings | None = None
-        self._store: Any = None
-
-    @property
-    def settings(self) -> Settings:
-        if self._settings is None:
-            self._settings = load_settings()
-        return self._settings
-
-    @property
-    def registry(self) -> Registry:
-        return Registry(self.settings.model_dir)
-
-    @property
-    def store(self) -> Any:
-        if self._store is None:
-            from service import migrate
-            from service.store import Store, engine_for
-
-            self._store = Store(engine_for(self.settings.resolved_database_url))
-            migrate.upgrade(self._store.engine)
-        return self._store
-
-
-pass_ctx = click.make_pass_decorator(Context, ensure=True)
+from service.cli_context import Context, pass_ctx
 
 
 def _data_dir(given: Path | None) -> Path:
