@@ -53,8 +53,8 @@ def ensure_model(obj: Context) -> str:
     from training.train import bootstrap
 
     click.echo(
-        "no model yet: training the bootstrap model from the shipped "
-        "YouTube Spam Collection (CC BY 4.0)...",
+        "no model yet: training the bootstrap model from the shipped data (YouTube "
+        "Spam Collection, CC BY 4.0, and discussion comments as ham)...",
         err=True,
     )
     result = bootstrap(obj.registry, obj.settings.bootstrap_data)
