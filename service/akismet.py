@@ -187,14 +187,15 @@ def _covers(bound: str, blog: str) -> bool:
     return blog == bound or blog.startswith(bound.rstrip("/") + "/")
 
 
-def authorise(res: Resources, fields: dict[str, str]) -> KeyInfo:
-    """The key's site, checked against ``blog``; otherwise Invalid with the reason."""
+def authorise(res: Resources, fields: dict[str, str], *, fresh: bool = False) -> KeyInfo:
+    """The key's site, checked against ``blog``; otherwise Invalid with the reason.
+    ``fresh``: ask the database, not the worker's key cache (verify-key)."""
     key = form_key(fields, request.host)
     if not key:
         raise Invalid(
             'Empty "api_key" value: send api_key (or key), or reach us as KEY.rest.akismet.com'
         )
-    info = key_info(res.store, key)
+    info = key_info(res, key, fresh=fresh)
     if info is None:
         raise Invalid("unknown or revoked API key")
     blog = fields.get("blog", "").strip()
@@ -224,7 +225,7 @@ def _require_post() -> None:
 @bp.route("/1.1/verify-key", methods=["GET", "POST"])
 def verify_key() -> Response:
     _require_post()
-    authorise(resources(), request_fields())
+    authorise(resources(), request_fields(), fresh=True)
     return text("valid")
 
 
@@ -312,7 +313,7 @@ def key_sites() -> Response:
     key = form_key(fields, request.host)
     site_ids: list[int] | None = None
     if key:
-        info = key_info(res.store, key)
+        info = key_info(res, key)
         if info is None:
             raise Invalid("unknown or revoked API key")
         site_ids = [info.site_id]
@@ -376,7 +377,7 @@ def usage_limit() -> Response:
     key = form_key(fields, request.host)
     if not key:
         raise Invalid('Empty "api_key" value: send api_key, or reach us as KEY.rest.akismet.com')
-    info = key_info(res.store, key)
+    info = key_info(res, key)
     if info is None:
         raise Invalid("unknown or revoked API key")
     used = site_stats.usage(res.store, info.site_id, site_stats.current_month())

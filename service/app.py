@@ -14,6 +14,7 @@ from werkzeug.exceptions import HTTPException
 from service import (
     akismet,
     api,
+    auth,
     cache,
     coral,
     health,
@@ -100,6 +101,7 @@ def init_resources(app: Flask, settings: Settings) -> Resources:
     res = Resources(settings=settings, store=store, models=models)
     models_web.init_resources(res)
     app.extensions[EXTENSION] = res
+    auth.init_key_cache(res)
     writebehind.init(res)
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         after_fork(app)  # no gunicorn master: this process is the worker

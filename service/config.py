@@ -90,6 +90,9 @@ class Settings:
     site_settings_ttl_seconds: float = _setting(
         5.0, "how long a worker caches a site's settings (per-site thresholds)", float
     )
+    key_cache_seconds: float = _setting(
+        5.0, "how long a worker trusts a live site key it looked up (revocation delay)", float
+    )
     retention_days: int = _setting(90, "unlabelled comment bodies older than this are purged", int)
     password_hash_cost: str = _setting(
         "standard", "moderator argon2id cost: standard (64 MiB, t=3) or fast (tests only)"
@@ -225,6 +228,8 @@ def _validate(s: Settings) -> None:
         raise ConfigurationError(
             f"{PREFIX}MODEL_REGISTRY={s.model_registry!r}: expected file or database"
         )
+    if s.key_cache_seconds < 0:
+        raise ConfigurationError(f"{PREFIX}KEY_CACHE_SECONDS must be 0 or more")
     if s.site_settings_ttl_seconds < 0:
         raise ConfigurationError(f"{PREFIX}SITE_SETTINGS_TTL_SECONDS must be 0 or more")
     if s.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:

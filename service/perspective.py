@@ -30,6 +30,7 @@ from werkzeug.exceptions import HTTPException
 
 from service import schema as t
 from service import toxicity
+from service.auth import key_info
 from service.errors import (
     AuthenticationError,
     CommentmodError,
@@ -162,7 +163,7 @@ def authenticate(res: Resources) -> KeyInfo:
         raise PermissionDenied(
             "The request is missing a valid API key."
         )
-    info = res.store.find_key(key)
+    info = key_info(res, key)
     if info is None:
         raise ApiKeyInvalid("API key not valid. Please pass a valid API key.")
     return info

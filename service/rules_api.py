@@ -13,6 +13,7 @@ from typing import Any
 from flask import Blueprint, Response, request
 
 from service.api import json_response
+from service.auth import key_info
 from service.comments import json_body
 from service.errors import AuthenticationError, ValidationError
 from service.resources import Resources, resources
@@ -33,7 +34,7 @@ def _scope(res: Resources, body_site: Any = None) -> tuple[str | None, str]:
     """(site URL or None for all sites, actor) for this request."""
     key = _key()
     if key:
-        info = res.store.find_key(key)
+        info = key_info(res, key)
         if info is None:
             raise AuthenticationError("the API key is not valid")
         return info.site_url, f"key:{info.key_id}"

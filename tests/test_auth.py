@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -11,7 +12,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from service import migrate
-from service.auth import form_key, host_key, key_info
+from service.auth import KeyCache, form_key, host_key, key_info
 from service.resources import EXTENSION
 from service.store import KEY_ALPHABET, KEY_LENGTH, Store, engine_for
 
@@ -54,16 +55,41 @@ def test_form_key_precedence(fields: dict[str, str], host: str, key: str) -> Non
     assert form_key(fields, host) == key
 
 
-def test_key_info_finds_live_keys_only(store: Store) -> None:
+def test_key_info_finds_live_keys_only(app: Flask) -> None:
+    res = app.extensions[EXTENSION]
+    store = res.store
     key, site_id = store.create_key("https://www.News.Example/")
     assert len(key) == KEY_LENGTH and set(key) <= set(KEY_ALPHABET)
-    info = key_info(store, key)
+    info = key_info(res, key)
     assert info is not None and info.site_id == site_id and info.site_url == "news.example"
-    assert key_info(store, f"  {key.upper()} ") == info  # host names arrive lower-cased
+    assert key_info(res, f"  {key.upper()} ") == info  # host names arrive lower-cased
     for bad in ("", "   ", "x" * 65, key[:-1], "'; drop table api_keys; --"):
-        assert key_info(store, bad) is None
+        assert key_info(res, bad) is None
     store.revoke_key(key)
-    assert key_info(store, key) is None
+    assert key_info(res, key, fresh=True) is None  # the database knows at once
+    assert key_info(res, key) == info  # this worker trusts its entry for key_cache_seconds
+
+
+def test_key_cache_drops_a_revoked_key_after_its_ttl(store: Store) -> None:
+    cache = KeyCache(store, ttl=0.2)
+    key, _ = store.create_key("news.example")
+    assert cache.find(key) is not None
+    store.revoke_key(key)
+    assert cache.find(key) is not None  # still inside the time to live
+    time.sleep(0.25)
+    assert cache.find(key) is None
+    assert cache.find(key) is None  # and a refused key is never cached
+
+
+def test_key_cache_is_bounded_and_never_caches_unknown_keys(store: Store) -> None:
+    cache = KeyCache(store, ttl=60, size=2)
+    keys = [store.create_key(f"site{i}.example")[0] for i in range(3)]
+    for key in keys:
+        assert cache.find(key) is not None
+    assert len(cache._entries) == 2
+    assert cache.find("unknownkey00") is None and len(cache._entries) == 2
+    fresh, _ = store.create_key("late.example")
+    assert cache.find(fresh) is not None  # created after the first lookups: found at once
 
 
 # --- the JSON API --------------------------------------------------------------
