@@ -1,0 +1,100 @@
+"""CPU time each server process spends per request, scenario by scenario.
+
+    python bench/cpu_per_request.py [--seconds 5] [--connections 2]
+
+Wall-clock throughput on a shared 2-core machine moves with whatever else
+runs; the CPU a worker burns per request barely does. This starts the ceiling
+and commentmod with one worker each, drives each scenario with wrk at low
+concurrency, and divides the workers' and master's CPU time (user + system,
+all threads, from /proc) by the requests served. The difference between a
+scenario and the ceiling is what commentmod's own code costs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench import servers, wrk  # noqa: E402
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
+
+
+def measure(server: servers.Server, path: str, script: str, args: argparse.Namespace,
+            env: dict[str, str]) -> tuple[float, float, float]:
+    url = server.base + path
+    wrk.run(url, script, duration=1.0, connections=args.connections, env=env)
+    pids = [server.proc.pid, *server.worker_pids()]
+    before = [cpu_seconds(p) for p in pids]
+    result = wrk.run(url, script, duration=args.seconds, connections=args.connections,
+                     env={**env, "BENCH_TOKEN": env["BENCH_TOKEN"] + "m"})
+    after = [cpu_seconds(p) for p in pids]
+    n = max(result.requests, 1)
+    master = (after[0] - before[0]) / n * 1e6
+    workers = sum(a - b for a, b in zip(after[1:], before[1:], strict=True)) / n * 1e6
+    return result.rps, workers, master
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--seconds", type=float, default=5.0)
+    p.add_argument("--connections", type=int, default=2)
+    p.add_argument("--model-dir", type=Path, default=ROOT / "models")
+    p.add_argument("--redis-url", default="redis://127.0.0.1:6379/13")
+    p.add_argument("--only", action="append", choices=["miss", "rule", "hit", "akismet"])
+    args = p.parse_args(argv)
+    token = secrets.token_hex(4)
+    workdir = Path(tempfile.mkdtemp(prefix="commentmod-cpu-"))
+    rows = []
+    try:
+        ceiling = servers.start_ceiling(workdir, 1)
+        try:
+            rows.append(("ceiling", *measure(ceiling, "/", "check_miss", args,
+                                             {"BENCH_TOKEN": token})))
+        finally:
+            ceiling.stop()
+        env = servers.commentmod_env(workdir / "main", args.model_dir.resolve(),
+                                     redis_url=args.redis_url)
+        key = servers.create_akismet_key(env, "bench.example")
+        app = servers.start_commentmod("commentmod", workdir / "main", env, 1)
+        try:
+            plan = [("miss", "/api/v1/check", "check_miss"),
+                    ("rule", "/api/v1/check", "check_rule"),
+                    ("hit", "/api/v1/check", "check_hit"),
+                    ("akismet", "/1.1/comment-check", "akismet")]
+            for name, path, script in plan:
+                if args.only and name not in args.only:
+                    continue
+                lua_env = {"BENCH_TOKEN": token, "BENCH_AKISMET_KEY": key}
+                rows.append((name, *measure(app, path, script, args, lua_env)))
+        finally:
+            app.stop()
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    base = rows[0][2] + rows[0][3]
+    print(f"{'scenario':10} {'req/s':>7} {'worker us':>10} {'master us':>10} {'vs ceiling':>10}")
+    for name, rps, worker_us, master_us in rows:
+        print(f"{name:10} {rps:7.0f} {worker_us:10.0f} {master_us:10.0f} "
+              f"{(worker_us + master_us) / base:10.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
