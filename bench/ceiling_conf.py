@@ -20,3 +20,4 @@ globals().update(
         and not isinstance(value, types.ModuleType)
     }
 )
+logger_class = _production.logger_class  # a class: the filter above skips it
