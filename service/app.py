@@ -35,6 +35,7 @@ from service.errors import AuthenticationError, CommentmodError, RateLimited
 from service.jsonfast import OrjsonProvider
 from service.model import ModelHolder
 from service.resources import EXTENSION, Resources
+from service.sessions import LazyCookieSessionInterface
 from service.shared_registry import make_registry
 from service.store import Store, engine_for
 
@@ -72,6 +73,7 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
         SESSION_COOKIE_SECURE=settings.production,
     )
     app.json = OrjsonProvider(app)  # orjson, keys in insertion order
+    app.session_interface = LazyCookieSessionInterface()  # no cookie: no serializer
     res = init_resources(app, settings)
     cache.init_cache(res)
     limits.init_limits(app, res)
