@@ -64,10 +64,12 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="commentmod-cpu-"))
     rows = []
     try:
-        ceiling = servers.start_ceiling(workdir, 1)
+        ceiling = servers.start_ceiling(workdir, 1, args.redis_url)
         try:
             rows.append(("ceiling", *measure(ceiling, "/", "check_miss", args,
                                              {"BENCH_TOKEN": token})))
+            rows.append(("+redis", *measure(ceiling, "/redis", "check_miss", args,
+                                            {"BENCH_TOKEN": token})))
         finally:
             ceiling.stop()
         env = servers.commentmod_env(workdir / "main", args.model_dir.resolve(),

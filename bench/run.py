@@ -39,7 +39,8 @@ if str(ROOT) not in sys.path:
 from bench import fixedrate, servers, wrk  # noqa: E402
 
 SCENARIOS = (
-    "ceiling", "miss", "rule", "hit", "redis-down", "akismet", "batch", "half-load", "saturation"
+    "ceiling", "ceiling+redis", "miss", "rule", "hit", "redis-down", "akismet", "batch",
+    "half-load", "saturation",
 )
 NO_RATIO = {"batch", "half-load"}  # batches/s and a fixed rate: no ratio to the ceiling
 AKISMET_SITE = "https://bench.example"
@@ -160,11 +161,16 @@ def run(args: argparse.Namespace) -> list[Row]:
     rows: dict[str, Row] = {}
     started: list[servers.Server] = []
     try:
-        ceiling = servers.start_ceiling(workdir, args.workers)
+        ceiling = servers.start_ceiling(workdir, args.workers, args.redis_url)
         started.append(ceiling)
         if wanted - NO_RATIO:  # every other scenario is quoted as a ratio to the ceiling
             row = measure(ceiling, "/", "check_miss", args, token)
             rows["ceiling"] = _named(row, "ceiling", "bare Flask: parse small JSON, answer JSON")
+            if "ceiling+redis" in wanted:
+                row = measure(ceiling, "/redis", "check_miss", args, token)
+                rows["ceiling+redis"] = _named(
+                    row, "ceiling+redis",
+                    "the ceiling plus one pipelined Redis round trip (reference)")
             ceiling.stop()
         env = servers.commentmod_env(workdir / "main", args.model_dir,
                                      redis_url=args.redis_url, database_url=args.database_url)

@@ -136,10 +136,11 @@ def start_commentmod(
     return _start(name, argv, workdir, env, port)
 
 
-def start_ceiling(workdir: Path, workers: int | None) -> Server:
+def start_ceiling(workdir: Path, workers: int | None, redis_url: str = "") -> Server:
     port = free_port()
     env = {
         **os.environ,
+        "BENCH_REDIS_URL": redis_url,
         "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
         "COMMENTMOD_BIND": f"127.0.0.1:{port}",
         "COMMENTMOD_LOG_LEVEL": "info",
