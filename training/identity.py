@@ -80,7 +80,20 @@ TRAIN_TEMPLATES = (
     "Being {i} is part of who I am.",
     "The council met with {i} residents to discuss the plan.",
 )
-SHAPE_TEMPLATES: tuple[str, ...] = ()
+# Other shapes: first person with a noun, relatives, countries of origin.
+SHAPE_TEMPLATES = (
+    "I'm {a} nurse.",
+    "I am {a} woman who loves gardening.",
+    "I am {a} man and a father.",
+    "Speaking as {a} man, I found this helpful.",
+    "My {r} is {i} and lives in {c}.",
+    "My {r} moved here from {c} in 1985.",
+    "My {r} and I are both {i}.",
+    "Her {r} came from {c} as a child.",
+    "We have {a} {r} who teaches music.",
+    "Our family is originally from {c}.",
+    "He was born in {c} and is {i}.",
+)
 # Held out from training: the examples and sentences of other wording.
 IDENTITY_CHECK = (
     "I am a gay man",
