@@ -69,16 +69,16 @@ DAVIDSON_OFFENSIVE_SHARE = 0.3
 # comments; neutral mentions of identities) count more in the fit; the swapped
 # copies count less than the rows they copy.
 SOURCE_WEIGHTS = {
-    "wikipedia-talk": 5.0, "identity-templates": 10.0, "labels": 3.0, "counterfactual": 1.0,
+    "wikipedia-talk": 5.0, "identity-templates": 10.0, "labels": 3.0, "counterfactual": 0.25,
 }
 # Identity debiasing (training/identity.py; measured in docs/toxicity.md):
 # swapped copies of each short training row that mentions a group term (not of
 # whole Toxic Spans comments, toxic whatever their topic, nor of the long
 # Wikipedia comments, whose swaps cost held-out AUC), and the cap of the
 # per-term re-weighing (1.0: off).
-COUNTERFACTUAL_COPIES = 0
+COUNTERFACTUAL_COPIES = 1
 COUNTERFACTUAL_SOURCES = frozenset({"toxic-spans-sentences", "davidson"})
-IDENTITY_BALANCE_CAP = 1.0
+IDENTITY_BALANCE_CAP = 10.0
 _SENTENCE = re.compile(r"[^.!?\n]+[.!?]*")  # promotion gate on the held-out Wikipedia Talk half
 
 DAVIDSON = "davidson_labeled_data.csv"
