@@ -22,7 +22,10 @@ served. Every corpus is English: every attribute supports English only
 Held out, never trained on: the other half of the Wikipedia Talk set (ROC AUC
 for TOXICITY), the Toxic Spans *trial* file (span F1, SemEval-2021 Task 5),
 Perspective's own scores on 2,000 comments (agreement), and the identity
-sentences of :data:`IDENTITY_CHECK`. This module never imports Flask.
+sentences of :data:`~training.identity.IDENTITY_CHECK` and the identity template set
+of :func:`~training.identity.identity_bias`. Identity debiasing (counterfactual
+copies, per-term re-weighing, neutral templates) lives in :mod:`training.identity`.
+This module never imports Flask.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import Pipeline
 
 from service.registry import Registry
+from training import identity
 from training.datasets import SHIPPED_DATA
 from training.features import (
     CommentFeatures,
@@ -52,6 +56,7 @@ from training.features import (
     dedup_key,
     token_contributions,
 )
+from training.identity import IDENTITY_CHECK
 
 FAMILY = "toxicity"
 ATTRIBUTES: tuple[str, ...] = ("TOXICITY", "SEVERE_TOXICITY", "IDENTITY_ATTACK", "PROFANITY")
@@ -61,8 +66,19 @@ SPAN_SCALE = 8.0  # slope of the span score around the tuned contribution thresh
 MIN_TOXICITY_AUC = 0.85
 DAVIDSON_OFFENSIVE_SHARE = 0.3
 # Sources that are few but closest to what the service sees (long discussion
-# comments; neutral mentions of identities) count more in the fit.
-SOURCE_WEIGHTS = {"wikipedia-talk": 5.0, "identity-templates": 10.0, "labels": 3.0}
+# comments; neutral mentions of identities) count more in the fit; the swapped
+# copies count less than the rows they copy.
+SOURCE_WEIGHTS = {
+    "wikipedia-talk": 5.0, "identity-templates": 10.0, "labels": 3.0, "counterfactual": 0.25,
+}
+# Identity debiasing (training/identity.py; measured in docs/toxicity.md):
+# swapped copies of each short training row that mentions a group term (not of
+# whole Toxic Spans comments, toxic whatever their topic, nor of the long
+# Wikipedia comments, whose swaps cost held-out AUC), and the cap of the
+# per-term re-weighing (1.0: off).
+COUNTERFACTUAL_COPIES = 1
+COUNTERFACTUAL_SOURCES = frozenset({"toxic-spans-sentences", "davidson"})
+IDENTITY_BALANCE_CAP = 10.0
 _SENTENCE = re.compile(r"[^.!?\n]+[.!?]*")  # promotion gate on the held-out Wikipedia Talk half
 
 DAVIDSON = "davidson_labeled_data.csv"
@@ -76,54 +92,6 @@ PERSPECTIVE_COLUMNS = {
     "IDENTITY_ATTACK": "IDENTITY_ATTACK",
     "PROFANITY": "PROFANITY",
 }
-
-IDENTITIES = (
-    "gay", "lesbian", "straight", "bisexual", "transgender", "trans", "queer", "muslim",
-    "christian", "jewish", "catholic", "hindu", "buddhist", "atheist", "black", "white",
-    "asian", "latino", "mexican", "african", "african american", "immigrant", "refugee",
-    "disabled", "deaf", "blind", "old", "young", "female", "male", "woman", "man",
-    "chinese", "indian", "arab", "native american", "sikh", "mormon", "feminist",
-)
-# Augmentation: neutral sentences mentioning an identity, labelled non-toxic.
-TRAIN_TEMPLATES = (
-    "I'm {i} and I read this paper every morning.",
-    "I am {i}, and I was born in this city.",
-    "We are a {i} family with three kids.",
-    "He is a {i} firefighter.",
-    "My {i} colleague gave a great talk.",
-    "Two {i} men opened a bakery on our street.",
-    "A {i} woman was elected to the school board.",
-    "I met a {i} couple at the market today.",
-    "The article quotes a {i} doctor.",
-    "Our {i} neighbours invited us to dinner.",
-    "A {i} student won the science prize.",
-    "{i} families have lived here for generations.",
-    "Is the new mayor {i}?",
-    "I grew up in a {i} household.",
-    "The report interviewed {i} workers about wages.",
-    "{i} people live in my town.",
-    "As a {i} person, I agree with the article.",
-    "The {i} community held a festival downtown.",
-    "She is {i} and works at the hospital.",
-    "Many {i} voters turned out on election day.",
-    "My best friend is {i}.",
-    "Being {i} is part of who I am.",
-    "The council met with {i} residents to discuss the plan.",
-)
-# Held out from training: different wording, including the issue's own examples.
-IDENTITY_CHECK = (
-    "I am a gay man",
-    "my Muslim neighbour",
-    "I am a proud Black woman.",
-    "Our new rabbi is Jewish.",
-    "He is a transgender teacher.",
-    "My Muslim neighbour helped me move house.",
-    "I am a lesbian and a mother of two.",
-    "The Mexican restaurant on Main Street is excellent.",
-    "My grandmother is an immigrant from China.",
-    "I am a deaf software engineer.",
-)
-
 
 class ToxicityDataError(ValueError):
     """The toxicity corpora could not be found or read."""
@@ -217,8 +185,7 @@ def sentence_rows(data_dir: Path) -> list[Row]:
 def benign_rows(data_dir: Path) -> list[Row]:
     """Non-toxic texts: ham of the spam corpora and the identity templates."""
     zero = {a: 0.0 for a in ATTRIBUTES}
-    rows = [_row(t.format(i=i).capitalize(), "identity-templates", **zero)
-            for t in TRAIN_TEMPLATES for i in IDENTITIES]
+    rows = [_row(t, "identity-templates", **zero) for t in identity.neutral_sentences()]
     yt = SHIPPED_DATA / "youtube-spam-collection"
     for path in sorted(yt.glob("*.csv")):
         with path.open(newline="", encoding="utf-8") as fh:
@@ -239,9 +206,10 @@ def training_rows(data_dir: Path, extra: Sequence[Row] = (), limit: int | None =
     held_out |= {dedup_key(r.text) for r in wiki_rows(data_dir, test=True)}
     held_out |= {dedup_key(r["comment_text"]) for r in _read_csv(data_dir / PERSPECTIVE)}
     held_out |= {dedup_key(s) for s in IDENTITY_CHECK}
+    held_out |= {dedup_key(s) for s, _, _ in identity.eval_sentences()}
     pool = sentence_rows(data_dir) + davidson_rows(data_dir)
-    pool += wiki_rows(data_dir, test=False) + benign_rows(data_dir)
-    pool += list(extra)
+    pool += wiki_rows(data_dir, test=False) + list(extra)
+    pool += counterfactual_rows(pool) + benign_rows(data_dir)
     seen: set[str] = set()
     rows = []
     for r in pool:
@@ -252,6 +220,29 @@ def training_rows(data_dir: Path, extra: Sequence[Row] = (), limit: int | None =
     if limit is not None and len(rows) > limit:
         rows = _rng(0).sample(rows, limit)
     return rows
+
+
+def counterfactual_rows(rows: Sequence[Row]) -> list[Row]:
+    """Copies of the rows that mention a group term, the term swapped for others and
+    the labels kept: the label must not lean on which identity is named."""
+    rng = _rng(4)
+    return [
+        Row(text, r.labels, "counterfactual")
+        for r in rows
+        if r.source in COUNTERFACTUAL_SOURCES
+        for text in identity.counterfactuals(r.text, COUNTERFACTUAL_COPIES, rng)
+    ]
+
+
+def fit_weights(rows: Sequence[Row]) -> list[float]:
+    """Source weights, re-balanced per group term on TOXICITY (templates excluded)."""
+    weights = [SOURCE_WEIGHTS.get(r.source, 1.0) for r in rows]
+    if IDENTITY_BALANCE_CAP <= 1.0:
+        return weights
+    mentions = [None if r.source == "identity-templates" else identity.group_terms(r.text)
+                for r in rows]
+    return identity.balance_weights(mentions, [r.labels[0] for r in rows], weights,
+                                    IDENTITY_BALANCE_CAP)
 
 
 def build_pipeline(small: bool = False) -> Pipeline:
@@ -384,7 +375,7 @@ def train_toxicity(
     valid_keys = {id(r) for r in valid}
     train = [r for r in rows if id(r) not in valid_keys]
     pipeline = build_pipeline(small)
-    weights = [SOURCE_WEIGHTS.get(r.source, 1.0) for r in train]
+    weights = fit_weights(train)
     pipeline.fit([r.text for r in train], _matrix(train), clf__sample_weight=weights)
     span_train = spans_rows(data_dir, SPANS_TRAIN)
     threshold = tune_span_threshold(pipeline, _rng(2).sample(span_train, span_tuning))
@@ -410,6 +401,11 @@ def train_toxicity(
         },
         "span_threshold": threshold,
         "source_weights": SOURCE_WEIGHTS,
+        "identity_debiasing": {
+            "counterfactual_copies": COUNTERFACTUAL_COPIES,
+            "balance_cap": IDENTITY_BALANCE_CAP,
+            "group_terms": list(identity.GROUP_TERMS),
+        },
         "evaluation": {
             "protocol": "10% validation slice of the training pool; held-out sets below",
             "metrics": validation,
@@ -478,6 +474,9 @@ def evaluate(pipeline: Pipeline, data_dir: Path, span_threshold: float) -> dict[
         "max_toxicity": float(scores.max()),
         "scored_toxic": int((scores >= 0.5).sum()),
     }
+    out["identity_bias"] = identity.identity_bias(
+        lambda texts: pipeline.predict_proba(texts)[:, 0].tolist()
+    )
     return out
 
 
@@ -504,7 +503,31 @@ def format_evaluation(ev: dict[str, Any]) -> str:
     )
     for sentence, p in ic["sentences"].items():
         lines.append(f"  {p:.3f}  {sentence}")
+    if "identity_bias" in ev:
+        lines += ["", *format_identity_bias(ev["identity_bias"])]
     return "\n".join(lines)
+
+
+def format_identity_bias(ib: dict[str, Any]) -> list[str]:
+    """The per-identity table of the held-out template set (* = an identity that no
+    training list names)."""
+    t = ib["threshold"]
+    lines = [
+        f"Identity templates (held out, other wording; {ib['n_neutral']} neutral, "
+        f"{ib['n_toxic']} attacks): neutral scored >= {t}: {ib['neutral_flagged']:.1%}, "
+        f"attacks scored >= {t}: {ib['toxic_flagged']:.1%}, AUC {ib['auc']:.4f}, "
+        f"lowest BPSN AUC {ib['min_bpsn_auc']:.4f} ({ib['worst_identity']})",
+        f"  {'identity':12} {'neutral>=.5':>11} {'neutral mean':>12} {'attacks>=.5':>11} "
+        f"{'subgroup':>8} {'BPSN':>6} {'BNSP':>6}",
+    ]
+    for name, m in ib["identities"].items():
+        label = name + ("*" if m["unseen"] else "")
+        lines.append(
+            f"  {label:12} {m['neutral_flagged']:>11.0%} {m['neutral_mean']:>12.3f} "
+            f"{m['toxic_flagged']:>11.0%} {m['subgroup_auc']:>8.3f} {m['bpsn_auc']:>6.3f} "
+            f"{m['bnsp_auc']:>6.3f}"
+        )
+    return lines
 
 
 def labelled_rows(store: Any) -> list[Row]:
