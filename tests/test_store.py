@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -9,7 +14,7 @@ from moderation_helpers import add_comment, comment_id
 
 from service import migrate, schema
 from service.errors import NotFound, ValidationError
-from service.store import Store, site_key
+from service.store import Store, engine_for, site_key
 
 
 @pytest.mark.parametrize(
@@ -143,3 +148,37 @@ def test_migrations_and_schema_agree(store: Store) -> None:
         ctx = MigrationContext.configure(conn, opts={"compare_type": True})
         diff = compare_metadata(ctx, schema.metadata)
     assert diff == []
+
+
+def test_head_constant_is_alembics_head(store: Store) -> None:
+    assert migrate.head_revision() == migrate.HEAD
+    assert migrate.stored_revision(store.engine) == migrate.HEAD
+    migrate.upgrade(store.engine)  # current: recognised without Alembic, nothing changes
+    assert migrate.current_revision(store.engine) == migrate.HEAD
+
+
+def test_a_new_database_has_no_stored_revision(tmp_path: Path) -> None:
+    engine = engine_for(f"sqlite:///{tmp_path / 'new.sqlite3'}")
+    assert migrate.stored_revision(engine) is None
+    engine.dispose()
+
+
+def test_a_serving_process_does_not_import_alembic(tmp_path: Path, model_dir: Path) -> None:
+    """The memory a worker carries: with the schema current, Alembic is never loaded."""
+    url = f"sqlite:///{tmp_path / 'app.sqlite3'}"
+    engine = engine_for(url)
+    migrate.upgrade(engine)
+    engine.dispose()
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from service.app import create_app\n"
+        f"create_app({{'env': 'testing', 'model_dir': Path({str(model_dir)!r}), "
+        f"'data_dir': Path({str(tmp_path / 'var')!r}), 'database_url': {url!r}}})\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'alembic'))\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(root)}, timeout=120, check=False)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]"
