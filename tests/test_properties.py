@@ -23,6 +23,7 @@ from training.features import (
     COMMENT_FIELDS,
     Comment,
     CommentFeatures,
+    char_wb_ngrams,
     dedup_key,
     normalise_text,
     signal_vector,
@@ -127,6 +128,21 @@ def test_fitted_features_survive_pickling(texts: list[str]) -> None:
     fitted = CommentFeatures(min_df=1).fit(texts)
     restored = pickle.loads(pickle.dumps(fitted))  # noqa: S301 - our own object, round trip
     assert (restored.transform(texts) != fitted.transform(texts)).nnz == 0
+
+
+NGRAM_RANGES = st.tuples(st.integers(1, 6), st.integers(0, 4)).map(lambda r: (r[0], r[0] + r[1]))
+
+
+@FAST
+@given(HOSTILE, NGRAM_RANGES)
+def test_char_wb_ngrams_are_scikit_learns(text: str, ngram_range: tuple[int, int]) -> None:
+    """Serving cuts words into n-grams itself; it must cut them as training did."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    analyse = TfidfVectorizer(analyzer="char_wb", ngram_range=ngram_range).build_analyzer()
+    folded = text.lower()
+    ours = [g for word in folded.split() for g in char_wb_ngrams(word, ngram_range)]
+    assert ours == analyse(folded)
 
 
 # --- the JSON comment parser ---------------------------------------------------

@@ -550,7 +550,12 @@ def utf16_offsets(text: str) -> list[int]:
         out.append(out[-1] + (2 if ord(ch) > 0xFFFF else 1))
     return out
 def char_wb_ngrams(word: str, ngram_range: tuple[int, int]) -> list[str]:
-    """The ``char_wb`` n-grams scikit-learn's analyser makes from one word."""
+    """The ``char_wb`` n-grams scikit-learn's analyser makes from one word.
+
+    scikit-learn's own while loop: on CPython 3.11 it measured faster than slices
+    in a comprehension (24 vs 30-34 us per 12 words), so serving saves by calling
+    it less (see service/lean.py), not by rewriting it.
+    """
     padded = f" {word} "
     lo, hi = ngram_range
     out = []
