@@ -573,6 +573,11 @@ def char_wb_ngrams(word: str, ngram_range: tuple[int, int]) -> list[str]:
 _EDGE_PUNCT = re.compile(r"^[^\w]+|[^\w]+$")
 
 
+def word_key(word: str) -> str:
+    """The ``word:`` feature a word of the text folds its char n-grams into."""
+    return "word:" + (_EDGE_PUNCT.sub("", word) or word)
+
+
 def merge_contributions(
     text: str, contributions: dict[str, float], char_ngrams: tuple[int, int] | None
 ) -> dict[str, float]:
@@ -601,7 +606,7 @@ def merge_contributions(
             if value is not None:
                 share += value / counts[g]
         if share:
-            key = "word:" + (_EDGE_PUNCT.sub("", word) or word)
+            key = word_key(word)
             merged[key] = merged.get(key, 0.0) + share
     return merged
 
