@@ -445,10 +445,11 @@ def describe_feature(name: str) -> tuple[str, str]:
             return "feature", "contains a link"  # merges with the has_link signal
         if value == NUMBER_TOKEN:
             return "token", "a number"
-        if value.startswith(HOST_PREFIX) and " " not in value:
-            return "feature", f"a link to {_readable(value)}"
-        words = " ".join(_readable(t) for t in value.split(" "))
-        return "token", (f"the phrase '{words}'" if " " in value else f"the word '{words}'")
+        if " " not in value:  # one token, and no placeholder but a link's host
+            if value.startswith(HOST_PREFIX):
+                return "feature", f"a link to {_readable(value)}"
+            return "token", f"the word '{value}'"
+        return "token", f"the phrase '{' '.join(map(_readable, value.split(' ')))}'"
     if kind == "char":
         return "token", f"the letters '{value.strip()}'"
     if kind == "signal":
@@ -617,10 +618,14 @@ def top_reasons(contributions: dict[str, float], k: int) -> list[tuple[str, str,
     Tiny pushes (under 0.05 in log-odds) are no reason; two features with the
     same description (the word and its link token) are merged.
     """
+    # Every feature is described, even the smallest: features sharing a
+    # description are summed, and only the sum says whether it is a reason.
     merged: dict[str, tuple[str, float]] = {}
     for name, value in contributions.items():
         kind, words = describe_feature(name)
         old = merged.get(words)
         merged[words] = (kind, value + (old[1] if old else 0.0))
-    ranked = sorted(merged.items(), key=lambda item: (-abs(item[1][1]), item[0]))
-    return [(kind, words, v) for words, (kind, v) in ranked[:k] if abs(v) >= 0.05]
+    # Ranked by size, so dropping the tiny ones first leaves the same top k.
+    shown = [(words, kind, v) for words, (kind, v) in merged.items() if abs(v) >= 0.05]
+    shown.sort(key=lambda item: (-abs(item[2]), item[0]))
+    return [(kind, words, v) for words, kind, v in shown[:k]]
