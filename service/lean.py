@@ -82,8 +82,11 @@ class _CharHits:
     words: list[str]
     word_grams: list[tuple[str, ...]]  # each word's known n-grams
     counts: Counter[str]  # known n-gram -> occurrences in the comment
-    contributions: dict[str, float]  # known n-gram -> its part of the margin
+    parts: list[float]  # each counted n-gram's part of the margin, in the same order
     margin: float
+
+    def contributions(self) -> dict[str, float]:
+        return dict(zip(self.counts, self.parts, strict=True))
 
 
 class _CharBlock:
@@ -111,6 +114,7 @@ class _CharBlock:
         self.ngram_range = (vec.ngram_range[0], vec.ngram_range[1])
         self.sublinear = bool(vec.sublinear_tf)
         self.grams = functools.lru_cache(maxsize=memo_size)(self._known_grams)
+        self.keys = functools.lru_cache(maxsize=memo_size)(word_key)  # its word: feature
 
     def _known_grams(self, word: str) -> tuple[str, ...]:
         """The word's n-grams the model knows, in scikit-learn's order, repeats kept."""
@@ -131,7 +135,7 @@ class _CharBlock:
         word_grams = list(map(self.grams, words))
         counts = Counter(chain.from_iterable(word_grams))
         if not counts:
-            return _CharHits(words, word_grams, counts, {}, 0.0)
+            return _CharHits(words, word_grams, counts, [], 0.0)
         found = list(map(self.entries.__getitem__, counts))
         tf = self._tf
         # tf of one occurrence is 1.0 either way, and 1.0 * idf is idf exactly.
@@ -140,22 +144,21 @@ class _CharBlock:
         ]
         norm = math.sqrt(sum(map(operator.mul, values, values), 0.0))
         parts = [value / norm * e[2] for value, e in zip(values, found, strict=True)]
-        contributions = dict(zip(counts, parts, strict=True))
-        return _CharHits(words, word_grams, counts, contributions, sum(parts, 0.0))
+        return _CharHits(words, word_grams, counts, parts, sum(parts, 0.0))
 
     def fold(self, text: str, hits: _CharHits, into: dict[str, float]) -> None:
         """Add each n-gram's contribution, shared equally among its occurrences, to
         the ``word:`` entry of each word it occurs in: ``merge_contributions``'
         arithmetic, in its order, without cutting the words again."""
-        contributions = hits.contributions
-        if not contributions:
+        if not hits.parts:
             return
         words = text.split()
         if words == hits.words:  # model text is lower case: the usual case
             word_grams, counts = hits.word_grams, hits.counts
-            shares = map(operator.truediv, contributions.values(), counts.values())
+            shares = [p / n for p, n in zip(hits.parts, counts.values(), strict=True)]
             share_of = dict(zip(counts, shares, strict=True))
         else:  # count the n-grams of the words as written, as merge_contributions does
+            contributions = hits.contributions()
             word_grams = list(map(self.grams, words))
             counts = Counter(chain.from_iterable(word_grams))
             share_of = {g: contributions.get(g, 0.0) / n for g, n in counts.items()}
@@ -164,7 +167,7 @@ class _CharBlock:
             known = per_word.get(word)
             if known is None:
                 share = sum(map(share_of.__getitem__, grams), 0.0)
-                known = per_word[word] = (word_key(word), share)
+                known = per_word[word] = (self.keys(word), share)
             key, share = known
             if share:
                 into[key] = into.get(key, 0.0) + share
@@ -236,7 +239,7 @@ class LeanScorer:
             hits = self.char.hits(text)
             total += hits.margin
             if explain is not None:
-                for term, contribution in hits.contributions.items():
+                for term, contribution in hits.contributions().items():
                     explain["char:" + term] = contribution
         return self._add_signals(total, comment, explain)
 
