@@ -145,6 +145,35 @@ def test_char_wb_ngrams_are_scikit_learns(text: str, ngram_range: tuple[int, int
     assert ours == analyse(folded)
 
 
+URLISH = st.lists(
+    st.sampled_from(
+        [*"abwxz.:/ -_0!", "\u0430", "\u03a3", "http://", "HTTPS://", "ftp://", "www.", "WWW.",
+         ".com", ".CoM", ".ru", ".ly", ".online", "bit.ly/", "\u200b"]
+    ),
+    max_size=30,
+).map("".join)
+
+
+@FAST
+@given(URLISH | HOSTILE)
+def test_the_cheap_link_test_never_misses_a_link(text: str) -> None:
+    """Texts the cheap test rejects skip URL_RE: it must reject only link-free text."""
+    from training.features import _MAYBE_URL, URL_RE
+
+    if URL_RE.search(text) is not None:
+        assert _MAYBE_URL.search(text) is not None
+
+
+@FAST
+@given(URLISH | HOSTILE)
+def test_only_words_with_a_lookalike_letter_are_folded(text: str) -> None:
+    from training.features import _HAS_LOOKALIKE, _fold_homoglyphs
+
+    for word in text.split():
+        if _fold_homoglyphs(word) != word:
+            assert _HAS_LOOKALIKE.search(word) is not None
+
+
 # --- the JSON comment parser ---------------------------------------------------
 
 JSON = st.recursive(
