@@ -38,9 +38,13 @@ from training.features import (
 )
 
 # Words whose known char n-grams (and word: key) each compiled model remembers:
-# common words recur across comments. Full, the two memos took about 3 MB
-# (tracemalloc, scoring the shipped comments), against the 150 MB worker budget.
+# common words recur across comments. Full, the two memos took about 3 MB with
+# the shipped comments' words and under 6 MB with 40-character words of common
+# n-grams (tracemalloc), against the 150 MB worker budget.
 WORD_MEMO_SIZE = 4096
+# Longer words are cut anew each time: a memoised word holds about 4 references
+# per character, and hostile comments must not fill the memo with huge words.
+MEMO_WORD_CHARS = 40
 
 
 @dataclass(frozen=True)
@@ -102,8 +106,6 @@ class _CharBlock:
     bit for bit); 3.12's compensated ``sum`` differs in the last bits at most.
     """
 
-    prefix = "char:"
-
     def __init__(self, vec: TfidfVectorizer, coef: Any, offset: int, memo_size: int) -> None:
         idf = vec.idf_
         # The term rides along so memoised words hold the vocabulary's own strings
@@ -114,8 +116,15 @@ class _CharBlock:
         }
         self.ngram_range = (vec.ngram_range[0], vec.ngram_range[1])
         self.sublinear = bool(vec.sublinear_tf)
-        self.grams = functools.lru_cache(maxsize=memo_size)(self._known_grams)
+        self.memo = functools.lru_cache(maxsize=memo_size)(self._known_grams)
         self.keys = functools.lru_cache(maxsize=memo_size)(word_key)  # its word: feature
+
+    def _grams(self, words: list[str]) -> list[tuple[str, ...]]:
+        memo, cut = self.memo, self._known_grams
+        return [memo(w) if len(w) <= MEMO_WORD_CHARS else cut(w) for w in words]
+
+    def _key(self, word: str) -> str:
+        return self.keys(word) if len(word) <= MEMO_WORD_CHARS else word_key(word)
 
     def _known_grams(self, word: str) -> tuple[str, ...]:
         """The word's n-grams the model knows, in scikit-learn's order, repeats kept."""
@@ -133,7 +142,7 @@ class _CharBlock:
         """Each known n-gram's part of the margin (Counter keeps first-seen order,
         scikit-learn's order of a comment's terms)."""
         words = text.lower().split()  # scikit-learn folds white space, then splits
-        word_grams = list(map(self.grams, words))
+        word_grams = self._grams(words)
         counts = Counter(chain.from_iterable(word_grams))
         if not counts:
             return _CharHits(words, word_grams, counts, [], 0.0)
@@ -160,7 +169,7 @@ class _CharBlock:
             share_of = dict(zip(counts, shares, strict=True))
         else:  # count the n-grams of the words as written, as merge_contributions does
             contributions = hits.contributions()
-            word_grams = list(map(self.grams, words))
+            word_grams = self._grams(words)
             counts = Counter(chain.from_iterable(word_grams))
             share_of = {g: contributions.get(g, 0.0) / n for g, n in counts.items()}
         per_word: dict[str, tuple[str, float]] = {}
@@ -168,7 +177,7 @@ class _CharBlock:
             known = per_word.get(word)
             if known is None:
                 share = sum(map(share_of.__getitem__, grams), 0.0)
-                known = per_word[word] = (self.keys(word), share)
+                known = per_word[word] = (self._key(word), share)
             key, share = known
             if share:
                 into[key] = into.get(key, 0.0) + share

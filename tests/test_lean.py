@@ -235,4 +235,7 @@ def test_the_word_memo_is_bounded(trained_model_dir: Path) -> None:
     assert lean is not None and lean.char is not None
     for i in range(500):
         lean.margin(Comment(content=f"word{i} another{i} subscribe"))
-    assert lean.char.grams.cache_info().currsize <= 64
+    assert lean.char.memo.cache_info().currsize <= 64
+    lean.char.memo.cache_clear()
+    lean.margin(Comment(content="a" * 3000 + " " + "b" * 41 + " subscribe"))
+    assert lean.char.memo.cache_info().currsize == 1  # long words are not kept
