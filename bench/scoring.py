@@ -2,7 +2,8 @@
 
 Trains the default pipeline on the shipped YouTube set once, then times, per
 comment: scikit-learn's predict_proba on one comment and on a batch, the lean
-scorer without and with explanations, and Scorer.score (the service's path).
+scorer without and with explanations (with and without its word memo), and
+Scorer.score (the service's path).
 Usage: PYTHONPATH=$PWD python bench/scoring.py [--n 300]
 """
 
@@ -12,7 +13,7 @@ import argparse
 import time
 from collections.abc import Callable
 
-from service.lean import compile_pipeline
+from service.lean import LeanScorer, compile_pipeline
 from training.datasets import shipped_youtube
 from training.features import Comment
 from training.train import build_pipeline
@@ -50,11 +51,19 @@ def main() -> None:
         for c in comments:
             lean.margin(c, {})
 
+    def lean_folded(scorer: LeanScorer) -> Callable[[], None]:
+        return lambda: [scorer.explain(c) for c in comments]
+
+    cold = compile_pipeline(pipe, memo_size=0)  # every word cut into n-grams anew
+    assert cold is not None
+
     rows = [
         ("scikit-learn, one comment per call", per_item_us(sklearn_single, len(comments), 1)),
         ("scikit-learn, batch of n", per_item_us(lambda: pipe.predict_proba(comments), args.n)),
         ("lean, one comment", per_item_us(lean_single, len(comments))),
         ("lean, one comment + contributions", per_item_us(lean_explained, len(comments))),
+        ("lean, + contributions folded into words", per_item_us(lean_folded(lean), len(comments))),
+        ("  the same, no word memo", per_item_us(lean_folded(cold), len(comments))),
     ]
     from service.model import Scorer
     from service.registry import LoadedModel

@@ -14,11 +14,14 @@ Pipeline; this is only a faster way of evaluating it.
 
 from __future__ import annotations
 
+import functools
 import math
+import operator
 import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
 from sklearn.feature_extraction.text import TfidfVectorizer
@@ -31,14 +34,22 @@ from training.features import (
     char_wb_ngrams,
     model_text,
     signal_vector,
+    word_key,
 )
 
-_WHITE_SPACES = re.compile(r"\s\s+")  # what scikit-learn's char analysers fold
+# Words whose known char n-grams (and word: key) each compiled model remembers:
+# common words recur across comments. Full, the two memos took about 3 MB with
+# the shipped comments' words and under 6 MB with 40-character words of common
+# n-grams (tracemalloc), against the 150 MB worker budget.
+WORD_MEMO_SIZE = 4096
+# Longer words are cut anew each time: a memoised word holds about 4 references
+# per character, and hostile comments must not fill the memo with huge words.
+MEMO_WORD_CHARS = 40
 
 
 @dataclass(frozen=True)
 class _Block:
-    """One TF-IDF block: term -> (idf, coefficient), and how it cuts text into terms."""
+    """The word TF-IDF block: term -> (idf, coefficient), and how it cuts text into terms."""
 
     prefix: str
     weights: dict[str, tuple[float, float]]
@@ -69,6 +80,109 @@ class _Block:
         return total
 
 
+@dataclass(frozen=True)
+class _CharHits:
+    """One comment's char_wb block: what the margin and the explanation share."""
+
+    words: list[str]
+    word_grams: list[tuple[str, ...]]  # each word's known n-grams
+    counts: Counter[str]  # known n-gram -> occurrences in the comment
+    parts: list[float]  # each counted n-gram's part of the margin, in the same order
+    margin: float
+
+    def contributions(self) -> dict[str, float]:
+        return dict(zip(self.counts, self.parts, strict=True))
+
+
+class _CharBlock:
+    """The char_wb TF-IDF block, with each word's known n-grams memoised.
+
+    scikit-learn cuts the whole text into n-grams; those are exactly the n-grams
+    of its words, so a word seen before costs one lookup, and the same per-word
+    n-grams later fold each n-gram's contribution back into its words.
+
+    The sums are ``sum(..., 0.0)`` over lists in scikit-learn's term order: on
+    CPython 3.11 that adds left to right like the loops it replaces (same floats,
+    bit for bit); 3.12's compensated ``sum`` differs in the last bits at most.
+    """
+
+    def __init__(self, vec: TfidfVectorizer, coef: Any, offset: int, memo_size: int) -> None:
+        idf = vec.idf_
+        # The term rides along so memoised words hold the vocabulary's own strings
+        # (shared, hash cached), not fresh slices.
+        self.entries = {
+            term: (term, float(idf[j]), float(coef[offset + j]))
+            for term, j in vec.vocabulary_.items()
+        }
+        self.ngram_range = (vec.ngram_range[0], vec.ngram_range[1])
+        self.sublinear = bool(vec.sublinear_tf)
+        self.memo = functools.lru_cache(maxsize=memo_size)(self._known_grams)
+        self.keys = functools.lru_cache(maxsize=memo_size)(word_key)  # its word: feature
+
+    def _grams(self, words: list[str]) -> list[tuple[str, ...]]:
+        memo, cut = self.memo, self._known_grams
+        return [memo(w) if len(w) <= MEMO_WORD_CHARS else cut(w) for w in words]
+
+    def _key(self, word: str) -> str:
+        return self.keys(word) if len(word) <= MEMO_WORD_CHARS else word_key(word)
+
+    def _known_grams(self, word: str) -> tuple[str, ...]:
+        """The word's n-grams the model knows, in scikit-learn's order, repeats kept."""
+        entries = self.entries
+        return tuple(
+            entry[0]
+            for gram in char_wb_ngrams(word, self.ngram_range)
+            if (entry := entries.get(gram)) is not None
+        )
+
+    def _tf(self, count: int) -> float:
+        return 1.0 + math.log(count) if self.sublinear else float(count)
+
+    def hits(self, text: str) -> _CharHits:
+        """Each known n-gram's part of the margin (Counter keeps first-seen order,
+        scikit-learn's order of a comment's terms)."""
+        words = text.lower().split()  # scikit-learn folds white space, then splits
+        word_grams = self._grams(words)
+        counts = Counter(chain.from_iterable(word_grams))
+        if not counts:
+            return _CharHits(words, word_grams, counts, [], 0.0)
+        found = list(map(self.entries.__getitem__, counts))
+        tf = self._tf
+        # tf of one occurrence is 1.0 either way, and 1.0 * idf is idf exactly.
+        values = [
+            e[1] if n == 1 else tf(n) * e[1] for e, n in zip(found, counts.values(), strict=True)
+        ]
+        norm = math.sqrt(sum(map(operator.mul, values, values), 0.0))
+        parts = [value / norm * e[2] for value, e in zip(values, found, strict=True)]
+        return _CharHits(words, word_grams, counts, parts, sum(parts, 0.0))
+
+    def fold(self, text: str, hits: _CharHits, into: dict[str, float]) -> None:
+        """Add each n-gram's contribution, shared equally among its occurrences, to
+        the ``word:`` entry of each word it occurs in: ``merge_contributions``'
+        arithmetic, in its order, without cutting the words again."""
+        if not hits.parts:
+            return
+        words = text.split()
+        if words == hits.words:  # model text is lower case: the usual case
+            word_grams, counts = hits.word_grams, hits.counts
+            shares = [p / n for p, n in zip(hits.parts, counts.values(), strict=True)]
+            share_of = dict(zip(counts, shares, strict=True))
+        else:  # count the n-grams of the words as written, as merge_contributions does
+            contributions = hits.contributions()
+            word_grams = self._grams(words)
+            counts = Counter(chain.from_iterable(word_grams))
+            share_of = {g: contributions.get(g, 0.0) / n for g, n in counts.items()}
+        per_word: dict[str, tuple[str, float]] = {}
+        for word, grams in zip(words, word_grams, strict=True):
+            known = per_word.get(word)
+            if known is None:
+                share = sum(map(share_of.__getitem__, grams), 0.0)
+                known = per_word[word] = (self._key(word), share)
+            key, share = known
+            if share:
+                into[key] = into.get(key, 0.0) + share
+
+
 def _word_terms(vec: TfidfVectorizer) -> Callable[[str], list[str]]:
     pattern = re.compile(vec.token_pattern)
     lo, hi = vec.ngram_range
@@ -78,19 +192,6 @@ def _word_terms(vec: TfidfVectorizer) -> Callable[[str], list[str]]:
         out = list(tokens) if lo == 1 else []
         for n in range(max(lo, 2), min(hi, len(tokens)) + 1):
             out.extend(" ".join(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
-        return out
-
-    return terms
-
-
-def _char_wb_terms(vec: TfidfVectorizer) -> Callable[[str], list[str]]:
-    ngram_range = (vec.ngram_range[0], vec.ngram_range[1])
-
-    def terms(text: str) -> list[str]:
-        folded = _WHITE_SPACES.sub(" ", text.lower())
-        out: list[str] = []
-        for word in folded.split():
-            out.extend(char_wb_ngrams(word, ngram_range))
         return out
 
     return terms
@@ -112,13 +213,10 @@ def _plain_vectoriser(vec: Any, analyzer: str) -> bool:
     )
 
 
-def _block(vec: TfidfVectorizer, coef: Any, offset: int, prefix: str, char: bool) -> _Block:
+def _word_block(vec: TfidfVectorizer, coef: Any) -> _Block:
     idf = vec.idf_
-    weights = {
-        term: (float(idf[j]), float(coef[offset + j])) for term, j in vec.vocabulary_.items()
-    }
-    terms = _char_wb_terms(vec) if char else _word_terms(vec)
-    return _Block(prefix, weights, terms, bool(vec.sublinear_tf))
+    weights = {term: (float(idf[j]), float(coef[j])) for term, j in vec.vocabulary_.items()}
+    return _Block("word:", weights, _word_terms(vec), bool(vec.sublinear_tf))
 
 
 class LeanScorer:
@@ -126,36 +224,65 @@ class LeanScorer:
 
     def __init__(
         self,
-        blocks: list[_Block],
+        word: _Block,
+        char: _CharBlock | None,
         signal_coef: list[float] | None,
         intercept: float,
-        char_ngrams: tuple[int, int] | None,
     ) -> None:
-        self.blocks = blocks
+        self.word = word
+        self.char = char
         self.signal_coef = signal_coef
         self.intercept = intercept
-        self.char_ngrams = char_ngrams
+        self.char_ngrams = char.ngram_range if char is not None else None
 
     def margin(
         self, comment: Comment, explain: dict[str, float] | None = None, text: str | None = None
     ) -> float:
-        """Log-odds of spam; fills ``explain`` with feature -> contribution if given.
+        """Log-odds of spam; fills ``explain`` with feature -> contribution if given
+        (``word:``, ``char:`` and ``signal:`` features, as scikit-learn names them).
 
         ``text`` is ``model_text(comment.content)`` when the caller already has it.
         """
         text = model_text(comment.content) if text is None else text
-        total = self.intercept
-        for block in self.blocks:
-            total += block.margin(text, explain)
-        if self.signal_coef is not None:
-            for signal, value, coef in zip(
-                SIGNALS, signal_vector(comment), self.signal_coef, strict=True
-            ):
-                if value:
-                    contribution = value * coef
-                    total += contribution
-                    if explain is not None:
-                        explain["signal:" + signal.name] = contribution
+        total = self.intercept + self.word.margin(text, explain)
+        if self.char is not None:
+            hits = self.char.hits(text)
+            total += hits.margin
+            if explain is not None:
+                for term, contribution in hits.contributions().items():
+                    explain["char:" + term] = contribution
+        return self._add_signals(total, comment, explain)
+
+    def explain(self, comment: Comment, text: str | None = None) -> tuple[float, dict[str, float]]:
+        """Log-odds of spam and the contributions a moderator is shown: those of
+        :meth:`margin` with char n-grams folded into their words, equal to
+        ``merge_contributions(text, contributions, char_ngrams)`` but cutting
+        each word into n-grams at most once."""
+        text = model_text(comment.content) if text is None else text
+        contributions: dict[str, float] = {}
+        total = self.intercept + self.word.margin(text, contributions)
+        hits = self.char.hits(text) if self.char is not None else None
+        if hits is not None:
+            total += hits.margin
+        total = self._add_signals(total, comment, contributions)
+        if self.char is not None and hits is not None:
+            self.char.fold(text, hits, contributions)
+        return total, contributions
+
+    def _add_signals(
+        self, total: float, comment: Comment, explain: dict[str, float] | None
+    ) -> float:
+        """``total`` plus each signal's contribution, added one by one as before."""
+        if self.signal_coef is None:
+            return total
+        for signal, value, coef in zip(
+            SIGNALS, signal_vector(comment), self.signal_coef, strict=True
+        ):
+            if value:
+                contribution = value * coef
+                total += contribution
+                if explain is not None:
+                    explain["signal:" + signal.name] = contribution
         return total
 
     def probability(self, comment: Comment) -> float:
@@ -170,7 +297,7 @@ def sigmoid(margin: float) -> float:
     return z / (1.0 + z)
 
 
-def compile_pipeline(pipeline: Pipeline) -> LeanScorer | None:
+def compile_pipeline(pipeline: Pipeline, memo_size: int = WORD_MEMO_SIZE) -> LeanScorer | None:
     """A :class:`LeanScorer` for a fitted CommentFeatures + binary linear classifier
     pipeline, or None when the pipeline has any other shape (it then serves as is)."""
     steps: dict[str, Any] = dict(pipeline.named_steps)
@@ -187,13 +314,10 @@ def compile_pipeline(pipeline: Pipeline) -> LeanScorer | None:
     if char is not None and not _plain_vectoriser(char, "char_wb"):
         return None
     row = coef[0]
-    blocks = [_block(word, row, 0, "word:", char=False)]
-    if char is not None:
-        blocks.append(_block(char, row, features.n_word_, "char:", char=True))
+    char_block = _CharBlock(char, row, features.n_word_, memo_size) if char is not None else None
     signal_coef = None
     if features.use_signals:
         start = features.n_word_ + features.n_char_
         weight = float(features.signal_weight)
         signal_coef = [float(row[start + i]) * weight for i in range(len(SIGNALS))]
-    char_ngrams = (char.ngram_range[0], char.ngram_range[1]) if char is not None else None
-    return LeanScorer(blocks, signal_coef, float(clf.intercept_[0]), char_ngrams)
+    return LeanScorer(_word_block(word, row), char_block, signal_coef, float(clf.intercept_[0]))

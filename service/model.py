@@ -110,11 +110,10 @@ class Scorer:
     def _score_lean(
         self, lean: LeanScorer, comment: Comment, explain: int
     ) -> tuple[float, list[Reason]]:
-        contributions: dict[str, float] | None = {} if explain else None
-        text = model_text(comment.content)
-        margin = lean.margin(comment, contributions, text)
-        reasons = self._reasons(text, contributions, explain) if contributions else []
-        return sigmoid(margin), reasons
+        if not explain:
+            return sigmoid(lean.margin(comment)), []
+        margin, contributions = lean.explain(comment)  # char n-grams already in their words
+        return sigmoid(margin), self._top(contributions, explain)
 
     def _row_reasons(self, comment: Comment, row: Any, k: int) -> list[Reason]:
         contributions = {}
@@ -131,9 +130,13 @@ class Scorer:
             contributions,
             (char.ngram_range[0], char.ngram_range[1]) if char is not None else None,
         )
+        return self._top(merged, k)
+
+    @staticmethod
+    def _top(contributions: dict[str, float], k: int) -> list[Reason]:
         return [
             Reason(kind, words, "spam" if value > 0 else "ham", value)
-            for kind, words, value in top_reasons(merged, k)
+            for kind, words, value in top_reasons(contributions, k)
         ]
 
 

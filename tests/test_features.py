@@ -133,6 +133,9 @@ def test_digits_of_a_link_path_are_not_the_text_digits() -> None:
         ("word:xurl_bit_ly", "feature", "a link to bit.ly"),
         ("word:visit xurlx", "token", "the phrase 'visit <link>'"),
         ("word:xnumx", "token", "a number"),
+        ("word:xnumx xnumx", "token", "the phrase '<number> <number>'"),
+        ("word:xurl_bit_ly xurlx", "token", "the phrase 'bit.ly <link>'"),
+        ("word:don't", "token", "the word 'don't'"),
         ("signal:shortener", "feature", "a link to a URL shortener"),
         ("char:chan", "token", "the letters 'chan'"),
     ],
@@ -165,6 +168,19 @@ def test_top_reasons_order_direction_and_floor() -> None:
         ("feature", "a link to a URL shortener", 2.0),
         ("token", "the word 'channel'", 1.2),
         ("token", "the word 'thanks'", -0.9),
+    ]
+
+
+def test_features_with_one_description_are_summed_before_the_floor() -> None:
+    """Two pushes under the floor are one reason together (the link token and the
+    has_link signal); equal sizes rank by their words."""
+    reasons = top_reasons(
+        {"word:xurlx": 0.03, "word:hi": 0.2, "signal:has_link": 0.03, "word:a": -0.01}, 5
+    )
+    assert reasons == [("token", "the word 'hi'", 0.2), ("feature", "contains a link", 0.06)]
+    assert top_reasons({"word:x": 0.3, "word:y": -0.3, "word:z": 0.3}, 2) == [
+        ("token", "the word 'x'", 0.3),
+        ("token", "the word 'y'", -0.3),
     ]
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sklearn.pipeline import Pipeline
@@ -10,8 +12,8 @@ from sklearn.pipeline import Pipeline
 from service.lean import compile_pipeline, sigmoid
 from service.model import Scorer
 from service.registry import Registry
-from training.datasets import shipped_youtube
-from training.features import Comment
+from training.datasets import shipped_base, shipped_youtube
+from training.features import Comment, char_wb_ngrams, describe_feature, model_text
 
 ODD_TEXTS = [
     "",
@@ -124,3 +126,116 @@ def test_other_pipelines_are_not_compiled() -> None:
 @pytest.mark.parametrize("margin", [-800.0, -30.0, 0.0, 30.0, 800.0])
 def test_sigmoid_never_overflows(margin: float) -> None:
     assert 0.0 <= sigmoid(margin) <= 1.0
+
+
+# --- the explanation, against the two-pass reference ---------------------------
+# ``merge_contributions`` and ``top_reasons`` as they were before scoring cut each
+# word into n-grams once (commit 24c4058), fed with scikit-learn's own features:
+# the lean scorer must give the same reasons, in the same order.
+
+_EDGE_PUNCT = re.compile(r"^[^\w]+|[^\w]+$")
+
+
+def _reference_merge(
+    text: str, contributions: dict[str, float], char_ngrams: tuple[int, int]
+) -> dict[str, float]:
+    merged = {k: v for k, v in contributions.items() if not k.startswith("char:")}
+    per_word = [(w, char_wb_ngrams(w, char_ngrams)) for w in text.split()]
+    counts: dict[str, int] = {}
+    for _, grams in per_word:
+        for g in grams:
+            counts[g] = counts.get(g, 0) + 1
+    for word, grams in per_word:
+        share = 0.0
+        for g in grams:
+            value = contributions.get("char:" + g)
+            if value is not None:
+                share += value / counts[g]
+        if share:
+            key = "word:" + (_EDGE_PUNCT.sub("", word) or word)
+            merged[key] = merged.get(key, 0.0) + share
+    return merged
+
+
+def _reference_top(contributions: dict[str, float], k: int) -> list[tuple[str, str, float]]:
+    merged: dict[str, tuple[str, float]] = {}
+    for name, value in contributions.items():
+        kind, words = describe_feature(name)
+        old = merged.get(words)
+        merged[words] = (kind, value + (old[1] if old else 0.0))
+    ranked = sorted(merged.items(), key=lambda item: (-abs(item[1][1]), item[0]))
+    return [(kind, words, v) for words, (kind, v) in ranked[:k] if abs(v) >= 0.05]
+
+
+def _reference(scorer: Scorer, items: list[Comment], k: int) -> list[tuple[float, list[Any]]]:
+    """Probability and reasons from scikit-learn's transform, merged the old way."""
+    features: Any = scorer.model.pipeline.named_steps["features"]
+    names = features.get_feature_names_out()
+    coef = scorer.model.pipeline.named_steps["clf"].coef_[0]
+    probs = scorer.model.pipeline.predict_proba(items)[:, 1]
+    X = features.transform(items)
+    char = features.char_.ngram_range
+    out = []
+    for i, comment in enumerate(items):
+        row = X.getrow(i)
+        contributions = {
+            str(names[j]): float(v * coef[j]) for j, v in zip(row.indices, row.data, strict=True)
+        }
+        merged = _reference_merge(model_text(comment.content), contributions, char)
+        out.append((float(probs[i]), _reference_top(merged, k)))
+    return out
+
+
+def real_comments() -> list[Comment]:
+    """A few hundred shipped comments (YouTube spam and ham, discussion ham), odd texts,
+    and words whose descriptions collide (a link token beside the has_link signal)."""
+    return (
+        [e.comment for e in shipped_base()[::7]]
+        + [Comment(content=t) for t in ODD_TEXTS]
+        + [
+            Comment(content="Hello hello HELLO hello! Hello, subscribe subscribe!!"),
+            Comment(content="xurlx xurl_bit_ly xnumx a.b http://bit.ly/x bit.ly 12 &lt;number&gt;"),
+        ]
+    )
+
+
+@pytest.mark.parametrize("k", [5, 1000])
+def test_one_pass_reasons_match_the_two_pass_reference(scorer: Scorer, k: int) -> None:
+    assert scorer.lean is not None
+    items = real_comments()
+    assert len(items) > 400
+    for comment, (prob, reasons) in zip(items, _reference(scorer, items, k), strict=True):
+        [(got_prob, got)] = scorer.score([comment], explain=k)
+        assert got_prob == pytest.approx(prob, abs=1e-9), comment
+        assert [(r.kind, r.description) for r in got] == [(kind, d) for kind, d, _ in reasons]
+        assert [r.weight for r in got] == pytest.approx([v for *_, v in reasons], abs=1e-9)
+
+
+@pytest.mark.parametrize(
+    "text", ["Hello HELLO hello!", "ΣΑΣ σας", "İstanbul ISTANBUL", "MiXeD words Words"]
+)
+def test_explain_folds_upper_case_text_as_the_reference_does(scorer: Scorer, text: str) -> None:
+    """Serving passes lower-case model text; any other text folds as written too."""
+    lean = scorer.lean
+    assert lean is not None and lean.char_ngrams is not None
+    contributions: dict[str, float] = {}
+    margin = lean.margin(Comment(content=text), contributions, text)
+    got_margin, got = lean.explain(Comment(content=text), text)
+    assert got_margin == pytest.approx(margin, abs=1e-12)
+    expected = _reference_merge(text, contributions, lean.char_ngrams)
+    assert got.keys() == expected.keys()
+    assert list(got.values()) == pytest.approx(list(expected.values()), abs=1e-12)
+
+
+def test_the_word_memo_is_bounded(trained_model_dir: Path) -> None:
+    registry = Registry(trained_model_dir)
+    version = registry.current("spam")
+    assert version is not None
+    lean = compile_pipeline(registry.load(version).pipeline, memo_size=64)
+    assert lean is not None and lean.char is not None
+    for i in range(500):
+        lean.margin(Comment(content=f"word{i} another{i} subscribe"))
+    assert lean.char.memo.cache_info().currsize <= 64
+    lean.char.memo.cache_clear()
+    lean.margin(Comment(content="a" * 3000 + " " + "b" * 41 + " subscribe"))
+    assert lean.char.memo.cache_info().currsize == 1  # long words are not kept

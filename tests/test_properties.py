@@ -23,6 +23,7 @@ from training.features import (
     COMMENT_FIELDS,
     Comment,
     CommentFeatures,
+    char_wb_ngrams,
     dedup_key,
     normalise_text,
     signal_vector,
@@ -127,6 +128,50 @@ def test_fitted_features_survive_pickling(texts: list[str]) -> None:
     fitted = CommentFeatures(min_df=1).fit(texts)
     restored = pickle.loads(pickle.dumps(fitted))  # noqa: S301 - our own object, round trip
     assert (restored.transform(texts) != fitted.transform(texts)).nnz == 0
+
+
+NGRAM_RANGES = st.tuples(st.integers(1, 6), st.integers(0, 4)).map(lambda r: (r[0], r[0] + r[1]))
+
+
+@FAST
+@given(HOSTILE, NGRAM_RANGES)
+def test_char_wb_ngrams_are_scikit_learns(text: str, ngram_range: tuple[int, int]) -> None:
+    """Serving cuts words into n-grams itself; it must cut them as training did."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    analyse = TfidfVectorizer(analyzer="char_wb", ngram_range=ngram_range).build_analyzer()
+    folded = text.lower()
+    ours = [g for word in folded.split() for g in char_wb_ngrams(word, ngram_range)]
+    assert ours == analyse(folded)
+
+
+URLISH = st.lists(
+    st.sampled_from(
+        [*"abwxz.:/ -_0!", "\u0430", "\u03a3", "http://", "HTTPS://", "ftp://", "www.", "WWW.",
+         ".com", ".CoM", ".ru", ".ly", ".online", "bit.ly/", "\u200b"]
+    ),
+    max_size=30,
+).map("".join)
+
+
+@FAST
+@given(URLISH | HOSTILE)
+def test_the_cheap_link_test_never_misses_a_link(text: str) -> None:
+    """Texts the cheap test rejects skip URL_RE: it must reject only link-free text."""
+    from training.features import _MAYBE_URL, URL_RE
+
+    if URL_RE.search(text) is not None:
+        assert _MAYBE_URL.search(text) is not None
+
+
+@FAST
+@given(URLISH | HOSTILE)
+def test_only_words_with_a_lookalike_letter_are_folded(text: str) -> None:
+    from training.features import _HAS_LOOKALIKE, _fold_homoglyphs
+
+    for word in text.split():
+        if _fold_homoglyphs(word) != word:
+            assert _HAS_LOOKALIKE.search(word) is not None
 
 
 # --- the JSON comment parser ---------------------------------------------------
