@@ -26,7 +26,7 @@ from service.config import Settings
 from service.errors import CommentmodError, ValidationError
 from service.resources import Resources, resources
 from service.store import KeyInfo, site_key
-from training.features import Comment
+from training.text import Comment
 
 log = logging.getLogger(__name__)
 

@@ -40,7 +40,7 @@ from service.model import Reason, Scorer
 from service.redis_client import RedisGate, Script
 from service.resources import Resources
 from service.scoring import DEFAULT_RULES, Outcome, Rule, Verdict, score_comments
-from training.features import MODEL_FIELDS, SIGNAL_INDEX, Comment, signal_vector
+from training.text import MODEL_FIELDS, SIGNAL_INDEX, Comment, signal_vector
 
 # One comment's lookup, run inside Redis: the text and address flood counters
 # (INCR this slot, read the last), the invalidation generation and the cached

@@ -15,7 +15,7 @@ from service.resources import Resources
 from service.scoring import DEFAULT_RULES, Outcome, Rule, score_comments
 from service.site_rules import site_ruleset
 from service.store import CheckRecord, new_guid
-from training.features import Comment
+from training.text import Comment
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from service.errors import (
     UnsupportedMediaType,
     ValidationError,
 )
-from training.features import COMMENT_FIELDS, Comment
+from training.text import COMMENT_FIELDS, Comment
 
 STRING_FIELDS = tuple(f for f in COMMENT_FIELDS if f != "content")
 

@@ -40,7 +40,7 @@ from service.errors import (
 from service.resources import Resources, resources
 from service.scoring import Verdict
 from service.store import Store, now
-from training.features import Comment
+from training.text import Comment
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 from service.model import Reason, Scorer
 from service.scoring import Rule, RuleHit
-from training.features import URL_RE, Comment, normalise_text
+from training.text import URL_RE, Comment, normalise_text
 
 SUBSTANTIAL_WORDS = 8
 SUBSTANTIAL_CHARS = 40

@@ -42,7 +42,7 @@ from service.errors import (
 from service.perspective_discovery import API_VERSION, document
 from service.resources import Resources, resources
 from service.store import CheckRecord, KeyInfo, Store, content_hash, new_guid, now
-from training.features import utf16_offsets
+from training.text import utf16_offsets
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from enum import StrEnum
 from typing import Any
 
 from service.model import Reason, Scorer
-from training.features import Comment
+from training.text import Comment
 
 GUARANTEED_SPAM_AUTHORS = frozenset({"akismet-guaranteed-spam", "viagra-test-123"})
 GUARANTEED_SPAM_EMAIL = "akismet-guaranteed-spam@example.com"

@@ -28,7 +28,7 @@ from service.model import Scorer, load_scorer
 from service.registry import Registry
 from service.scoring import Outcome, score_comments
 from service.store import Store
-from training.features import Comment
+from training.text import Comment
 
 log = logging.getLogger(__name__)
 

@@ -34,7 +34,7 @@ from service.errors import Conflict, NotFound, ValidationError
 from service.resources import Resources
 from service.scoring import RuleHit
 from service.store import Store, ensure_unique, now, site_key
-from training.features import Comment, normalise_text, url_domains
+from training.text import Comment, normalise_text, url_domains
 
 LISTS = ("allow", "block")
 KINDS = ("email", "domain", "ip", "phrase")

@@ -28,7 +28,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from service import schema as t
 from service.errors import Conflict, NotFound, StorageError, ValidationError
-from training.features import dedup_key
+from training.text import dedup_key
 
 KEY_ALPHABET = string.ascii_lowercase + string.digits  # host names arrive lower-cased
 KEY_LENGTH = 12  # WordPress refuses any other length

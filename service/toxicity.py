@@ -18,7 +18,6 @@ import numpy as np
 from service.errors import ModelError
 from service.model import ModelHolder
 from service.registry import LoadedModel, Registry
-from training.features import token_contributions
 
 FAMILY = "toxicity"
 EXTRA_KEY = "toxicity_models"
@@ -64,6 +63,8 @@ class ToxicityScorer:
         """Every word with its score for ``attribute`` (>= 0.5: part of a toxic span)."""
         k = self.attributes.index(attribute)
         out = []
+        from training.features import token_contributions  # the model needs scikit-learn anyway
+
         for begin, end, c in token_contributions(self._features, row, self._coef[k], text):
             z = max(min(SPAN_SCALE * (c - self.span_threshold), 700.0), -700.0)
             out.append(Span(begin, end, 1.0 / (1.0 + math.exp(-z))))

@@ -158,7 +158,7 @@ URLISH = st.lists(
 @given(URLISH | HOSTILE)
 def test_the_cheap_link_test_never_misses_a_link(text: str) -> None:
     """Texts the cheap test rejects skip URL_RE: it must reject only link-free text."""
-    from training.features import _MAYBE_URL, URL_RE
+    from training.text import _MAYBE_URL, URL_RE
 
     if URL_RE.search(text) is not None:
         assert _MAYBE_URL.search(text) is not None
@@ -167,7 +167,7 @@ def test_the_cheap_link_test_never_misses_a_link(text: str) -> None:
 @FAST
 @given(URLISH | HOSTILE)
 def test_only_words_with_a_lookalike_letter_are_folded(text: str) -> None:
-    from training.features import _HAS_LOOKALIKE, _fold_homoglyphs
+    from training.text import _HAS_LOOKALIKE, _fold_homoglyphs
 
     for word in text.split():
         if _fold_homoglyphs(word) != word:

@@ -1,21 +1,18 @@
-"""The comment record, text normalisation and the feature transformer.
+"""The scikit-learn transformers pickled inside every model's Pipeline.
 
-This is the one module that both training and the web service import: the
-transformer is pickled inside every model's Pipeline, so serving and training
-cannot drift. Keep it free of Flask and of training-only dependencies.
+:class:`CommentFeatures` (spam) and :class:`MaskedMultiOutput` (toxicity) read
+comments with the functions of :mod:`training.text`, which this module
+re-exports, so serving and training cannot drift. The web service imports this
+module only to load a model that has no compiled form (service/lean.py). Keep it
+free of Flask and of training-only dependencies.
 """
 
 from __future__ import annotations
 
 import copy
-import html
-import math
 import re
-import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, fields
-from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -23,323 +20,65 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin, clone
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-# --- the comment record ------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Comment:
-    """One comment as the model and rules see it (the JSON API's field names)."""
-
-    content: str
-    author: str = ""
-    author_email: str = ""
-    author_url: str = ""
-    user_ip: str = ""
-    user_agent: str = ""
-    referrer: str = ""
-    permalink: str = ""
-    type: str = ""
-    lang: str = ""
-    created_at: str = ""
-    # Signals a live comment carries beyond the JSON API's core fields.
-    article_published_at: str = ""
-    honeypot: str = ""
-    user_role: str = ""
-    flood_count: int = 0
-    extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
-
-
-COMMENT_FIELDS: tuple[str, ...] = tuple(
-    f.name for f in fields(Comment) if f.name not in {"extra", "flood_count"}
+from training.text import (  # re-exported: training code imports them from here
+    COMMENT_FIELDS as COMMENT_FIELDS,
 )
-# The fields a verdict depends on: the cache key is built from exactly these.
-MODEL_FIELDS: tuple[str, ...] = (
-    "content",
-    "author",
-    "author_email",
-    "author_url",
-    "type",
-    "lang",
-    "created_at",
-    "article_published_at",
-    "honeypot",
-    "user_role",
+from training.text import (
+    MODEL_FIELDS as MODEL_FIELDS,
 )
-
-# --- normalisation -----------------------------------------------------------
-
-_ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad\u180e"), None)
-# Cyrillic and Greek letters that spammers put in Latin words to dodge filters.
-_LOOKALIKES = "асеіјорхуѕԁԛԝАВСЕНІЈКМОРЅТХУαοτνρκιυΑΒΕΗΙΚΜΝΟΡΤΧΥΖ"
-_HOMOGLYPHS = str.maketrans(_LOOKALIKES, "aceijopxysdqwABCEHIJKMOPSTXYaotvpkiuABEHIKMNOPTXYZ")
-_HAS_LOOKALIKE = re.compile(f"[{_LOOKALIKES}]")  # without one, no word needs folding
-_SPACED = re.compile(r"\b(?:\w[ .\-_*]){2,}\w\b")
-_WS = re.compile(r"\s+")
-_LATIN = re.compile(r"[A-Za-z]")
-
-
-def _fold_homoglyphs(word: str) -> str:
-    """Map look-alike letters only inside words that are mostly Latin.
-
-    A Russian comment keeps its Cyrillic; "frее" with Cyrillic e's becomes "free".
-    """
-    latin = len(_LATIN.findall(word))
-    if latin == 0 or latin * 2 < len(word):
-        return word
-    return word.translate(_HOMOGLYPHS)
-
-
-def _join_spaced(match: re.Match[str]) -> str:
-    return re.sub(r"[ .\-_*]", "", match.group(0))
-
-
-_A_TAG = re.compile(
-    r"<a\s[^>]{0,500}?href\s*=\s*[\"']([^\"'>]*)[\"'][^>]{0,200}>(.*?)</a\s*>", re.I | re.S
+from training.text import (
+    SIGNAL_INDEX as SIGNAL_INDEX,
 )
-_TAG = re.compile(r"</?[a-zA-Z][\w-]*(?:\s[^<>]{0,300})?/?>")
-
-
-def _link_text(match: re.Match[str]) -> str:
-    """``<a href="u">t</a>`` -> ``u`` (and ``t`` when it is not just the URL again)."""
-    href, label = match.group(1).strip(), _TAG.sub(" ", match.group(2)).strip()
-    return f" {href} " if not label or label == href else f" {href} {label} "
-
-
-def strip_markup(text: str) -> str:
-    """Comment HTML as a reader sees it: links keep their target, tags become
-    spaces, entities (``&#39;``, ``&quot;``, ``&amp;``) become characters."""
-    if "<" in text:
-        text = _A_TAG.sub(_link_text, text)
-        text = _TAG.sub(" ", text)
-    return html.unescape(text) if "&" in text else text
-
-
-def normalise_text(text: str) -> str:
-    """Text as the model reads it: markup stripped, NFKC (full-width letters
-    become ASCII), no zero-width characters, no homoglyph tricks, spaced-out
-    letters joined ("f r e e" -> "free"), lower case, one space.
-    """
-    text = unicodedata.normalize("NFKC", strip_markup(text)).translate(_ZERO_WIDTH)
-    text = _SPACED.sub(_join_spaced, text)
-    words = text.split()
-    text = " ".join(map(_fold_homoglyphs, words) if _HAS_LOOKALIKE.search(text) else words)
-    return _WS.sub(" ", text.lower()).strip()
-
-
-def dedup_key(text: str) -> str:
-    """Key under which two texts count as the same comment (lower case, folded space)."""
-    return _WS.sub(" ", unicodedata.normalize("NFKC", text).lower()).strip()
-
-
-# --- hand-made signals -------------------------------------------------------
-
-_TLDS = (
-    "com|net|org|info|biz|ru|ly|io|co|me|tk|xyz|gl|pl|nl|in|us|de|uk|tv|be|cc|gd|at|su|ua|"
-    "fr|es|it|br|cn|top|online|site|club|link|click|gg"
+from training.text import (
+    SIGNALS as SIGNALS,
 )
-URL_RE = re.compile(
-    r"(?:(?:https?|ftp)://|www\.)[^\s<>\"']+"
-    # Bounded label length and count: "a.a.a.a..." must not backtrack quadratically.
-    rf"|\b(?:[a-z0-9-]{{1,63}}\.){{1,8}}(?:{_TLDS})\b(?:\s?/\s?[^\s<>\"']*)?",
-    re.IGNORECASE,
+from training.text import (
+    URL_RE as URL_RE,
 )
-# Every URL_RE match contains one of these; most comments contain none, and this
-# finds that out in a fraction of URL_RE's time.
-_MAYBE_URL = re.compile(rf"://|www\.|\.(?:{_TLDS})\b", re.IGNORECASE)
-SHORTENERS = frozenset(
-    [
-        "bit.ly",
-        "goo.gl",
-        "tinyurl.com",
-        "t.co",
-        "ow.ly",
-        "is.gd",
-        "buff.ly",
-        "adf.ly",
-        "cutt.ly",
-        "rb.gy",
-        "shorturl.at",
-        "tiny.cc",
-        "bitly.com",
-        "rebrand.ly",
-        "v.gd",
-        "t.ly",
-        "shorte.st",
-    ]
+from training.text import (
+    Comment as Comment,
 )
-FREE_MAIL = frozenset(
-    [
-        "gmail.com",
-        "yahoo.com",
-        "hotmail.com",
-        "outlook.com",
-        "mail.ru",
-        "yandex.ru",
-        "aol.com",
-        "gmx.com",
-        "protonmail.com",
-        "icloud.com",
-    ]
+from training.text import (
+    _as_comment as _as_comment,
 )
-_PHONE = re.compile(r"(?<![\w.])\+?\d[\d\s().-]{7,}\d(?![\w.])")
-_EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
-_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
-_DIGIT = re.compile(r"\d")
-_REPEAT = re.compile(r"(.)\1{3,}")
-_HTML = re.compile(r"<\s*(?:a|script|img|iframe|div|span|p|b|i)\b|</\s*\w+\s*>", re.IGNORECASE)
-_HIDDEN = re.compile(r"\w[\u200b\u200c\u200d\u2060\u00ad\u180e\ufeff]+\w")
-_CYRILLIC_GREEK = re.compile(r"[\u0370-\u03ff\u0400-\u04ff]")
-
-# Placeholder tokens the model reads instead of link paths and digits: a link is
-# "xurlx" plus its host as one token ("xurl_bit_ly"), a number is "xnumx". Random
-# video ids and view counts then stop being thousands of one-off features.
-URL_TOKEN = "xurlx"  # noqa: S105 - a token, not a password
-HOST_PREFIX = "xurl_"
-NUMBER_TOKEN = "xnumx"  # noqa: S105 - a placeholder word, not a password
-
-
-def url_host(raw: str) -> str:
-    """The host of a link as written in text, lower case, without ``www.`` or port."""
-    host = re.sub(r"^(?:(?:https?|ftp)://)?(?:www\.)?", "", raw.lower().replace(" ", ""))
-    return host.split("/")[0].split("?")[0].split("#")[0].split(":")[0].strip(".")
-
-
-def url_domains(text: str) -> list[str]:
-    """Host names of the links in ``text``, lower case, without ``www.``."""
-    if _MAYBE_URL.search(text) is None:
-        return []
-    return [h for h in (url_host(raw) for raw in URL_RE.findall(text)) if h]
-
-
-def model_text(text: str) -> str:
-    """What the text features read: :func:`normalise_text`, then links and numbers
-    replaced by placeholder tokens (see ``URL_TOKEN``)."""
-    text = normalise_text(text)
-
-    def link(match: re.Match[str]) -> str:
-        host = url_host(match.group(0))
-        token = HOST_PREFIX + re.sub(r"\W", "_", host) if host else ""
-        return f" {URL_TOKEN} {token} "
-
-    if _MAYBE_URL.search(text) is not None:
-        text = URL_RE.sub(link, text)
-    text = _NUMBER.sub(f" {NUMBER_TOKEN} ", text)
-    return _WS.sub(" ", text).strip()
-
-
-def _parse_time(value: str) -> datetime | None:
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else None
-
-
-@dataclass(frozen=True)
-class Signal:
-    """A hand-made feature: its name, how a moderator reads it, how to compute it."""
-
-    name: str
-    description: str
-
-
-SIGNALS: tuple[Signal, ...] = (
-    Signal("has_link", "contains a link"),
-    Signal("link_count", "several links"),
-    Signal("shortener", "a link to a URL shortener"),
-    Signal("author_url", "the author gave a website"),
-    Signal("free_mail", "the author's e-mail is at a free mail provider"),
-    Signal("email_in_text", "an e-mail address in the text"),
-    Signal("honeypot", "the hidden honeypot field was filled in (bots do that)"),
-    Signal("digits", "many digits"),
-    Signal("phone", "a phone number"),
-    Signal("caps", "much of the text in CAPITALS"),
-    Signal("repeat", "characters repeated many times"),
-    Signal("exclaim", "many exclamation marks"),
-    Signal("short", "a very short text"),
-    Signal("non_latin", "mostly non-Latin script"),
-    Signal("mixed_script", "words mixing Latin and Cyrillic/Greek letters (a filter dodge)"),
-    Signal("obfuscated", "hidden characters or spaced-out letters (a filter dodge)"),
-    Signal("html", "HTML markup in the text"),
-    Signal("fast_reply", "posted within a minute of the article"),
-    Signal("flood", "the same text was posted many times recently"),
+from training.text import (
+    char_wb_ngrams as char_wb_ngrams,
 )
-SIGNAL_INDEX = {s.name: i for i, s in enumerate(SIGNALS)}
-
-
-def _mixed_script(text: str) -> bool:
-    return _CYRILLIC_GREEK.search(text) is not None and any(
-        _LATIN.search(w) is not None and _CYRILLIC_GREEK.search(w) is not None
-        for w in text.split()
-    )
-
-
-def signal_vector(comment: Comment) -> list[float]:
-    """Hand-made features of one comment, each in [0, 1].
-
-    Length only counts as "very short": a continuous length (and, measured,
-    indicators for 60-300 and over 300 characters) got large spam weights from
-    the YouTube data, where promotions are long and fan comments short, and
-    pushed every long, honest news comment towards spam (+1.3 and +2.6 log-odds).
-    The indicators helped on the YouTube folds (94.80 % vs 94.35 % accuracy);
-    they are left out on purpose.
-    """
-    raw = comment.content
-    text = unicodedata.normalize("NFKC", strip_markup(raw)).translate(_ZERO_WIDTH)
-    domains = url_domains(text)
-    # The digits of link paths are not the text's digits.
-    plain = URL_RE.sub(" ", text) if _MAYBE_URL.search(text) is not None else text
-    n = max(len(plain), 1)
-    letters = list(filter(str.isalpha, text))
-    upper = sum(map(str.isupper, letters))
-    # An ASCII letter is a Latin one.
-    non_latin = 0 if text.isascii() else sum(1 for c in letters if not ("a" <= c.lower() <= "z"))
-    email_domain = comment.author_email.rsplit("@", 1)[-1].lower() if comment.author_email else ""
-    published = _parse_time(comment.article_published_at)
-    created = _parse_time(comment.created_at)
-    fast = bool(published and created and 0 <= (created - published).total_seconds() < 60)
-    length = len(text.strip())
-    # A zero-width character between letters hides a word; a trailing byte-order
-    # mark is only how some platforms export text (every YouTube comment has one).
-    hidden = (not raw.isascii() and _HIDDEN.search(raw) is not None) or (
-        _SPACED.search(text) is not None
-    )
-    values = {
-        "has_link": float(bool(domains)),
-        "link_count": float(len(domains) >= 2),
-        "shortener": float(any(d in SHORTENERS for d in domains)),
-        "author_url": float(bool(comment.author_url.strip())),
-        "free_mail": float(email_domain in FREE_MAIL),
-        "email_in_text": float(_EMAIL.search(text) is not None),
-        "honeypot": float(bool(comment.honeypot.strip())),
-        "digits": min(len(_DIGIT.findall(plain)) / n * 5.0, 1.0),
-        "phone": float(bool(_PHONE.search(text))),
-        "caps": (upper / len(letters)) if len(letters) >= 8 else 0.0,
-        "repeat": float(bool(_REPEAT.search(text))),
-        "exclaim": min(text.count("!") / 5.0, 1.0),
-        "short": float(length < 12),
-        "non_latin": (non_latin / len(letters)) if letters else 0.0,
-        "mixed_script": float(_mixed_script(text)),
-        "obfuscated": float(hidden),
-        "html": float(bool(_HTML.search(raw))),
-        "fast_reply": float(fast),
-        "flood": min(math.log1p(max(comment.flood_count - 1, 0)) / math.log1p(50), 1.0),
-    }
-    return [values[s.name] for s in SIGNALS]
-
+from training.text import (
+    dedup_key as dedup_key,
+)
+from training.text import (
+    describe_feature as describe_feature,
+)
+from training.text import (
+    merge_contributions as merge_contributions,
+)
+from training.text import (
+    model_text as model_text,
+)
+from training.text import (
+    normalise_text as normalise_text,
+)
+from training.text import (
+    signal_vector as signal_vector,
+)
+from training.text import (
+    strip_markup as strip_markup,
+)
+from training.text import (
+    top_reasons as top_reasons,
+)
+from training.text import (
+    url_domains as url_domains,
+)
+from training.text import (
+    utf16_offsets as utf16_offsets,
+)
+from training.text import (
+    word_key as word_key,
+)
 
 # --- the transformer ---------------------------------------------------------
-
-
-def _as_comment(item: Comment | str | dict[str, Any]) -> Comment:
-    if isinstance(item, Comment):
-        return item
-    if isinstance(item, str):
-        return Comment(content=item)
-    known = {k: v for k, v in item.items() if k in COMMENT_FIELDS or k == "flood_count"}
-    return Comment(**known)
 
 
 class CommentFeatures(TransformerMixin, BaseEstimator):
@@ -438,37 +177,6 @@ class CommentFeatures(TransformerMixin, BaseEstimator):
         return np.asarray(names, dtype=object)
 
 
-def _readable(token: str) -> str:
-    if token == URL_TOKEN:
-        return "<link>"
-    if token == NUMBER_TOKEN:
-        return "<number>"
-    if token.startswith(HOST_PREFIX):
-        return token.removeprefix(HOST_PREFIX).replace("_", ".")
-    return token
-
-
-def describe_feature(name: str) -> tuple[str, str]:
-    """(kind, words a moderator understands) for a feature name of :class:`CommentFeatures`."""
-    kind, _, value = name.partition(":")
-    if kind == "word":
-        if value == URL_TOKEN:
-            return "feature", "contains a link"  # merges with the has_link signal
-        if value == NUMBER_TOKEN:
-            return "token", "a number"
-        if " " not in value:  # one token, and no placeholder but a link's host
-            if value.startswith(HOST_PREFIX):
-                return "feature", f"a link to {_readable(value)}"
-            return "token", f"the word '{value}'"
-        return "token", f"the phrase '{' '.join(map(_readable, value.split(' ')))}'"
-    if kind == "char":
-        return "token", f"the letters '{value.strip()}'"
-    if kind == "signal":
-        signal = SIGNALS[SIGNAL_INDEX[value]]
-        return "feature", signal.description
-    return kind, value
-
-
 # --- toxicity: several attributes, one linear model each ---------------------
 # Pickled inside the toxicity Pipeline, so it lives here beside CommentFeatures.
 
@@ -553,90 +261,3 @@ def token_contributions(
             c += sum(share(g, char_vocab, features.n_word_, doc_chars) for g in char_an(tok))
         out.append((start, end, c))
     return out
-
-
-def utf16_offsets(text: str) -> list[int]:
-    """``out[i]`` is the UTF-16 code-unit offset of Python index ``i`` (len+1 entries)."""
-    out = [0]
-    for ch in text:
-        out.append(out[-1] + (2 if ord(ch) > 0xFFFF else 1))
-    return out
-def char_wb_ngrams(word: str, ngram_range: tuple[int, int]) -> list[str]:
-    """The ``char_wb`` n-grams scikit-learn's analyser makes from one word.
-
-    scikit-learn's own while loop: on CPython 3.11 it measured faster than slices
-    in a comprehension (24 vs 30-34 us per 12 words), so serving saves by calling
-    it less (see service/lean.py), not by rewriting it.
-    """
-    padded = f" {word} "
-    lo, hi = ngram_range
-    out = []
-    for n in range(lo, hi + 1):
-        offset = 0
-        out.append(padded[offset : offset + n])
-        while offset + n < len(padded):
-            offset += 1
-            out.append(padded[offset : offset + n])
-        if offset == 0:  # a word shorter than n counts once
-            break
-    return out
-
-
-_EDGE_PUNCT = re.compile(r"^[^\w]+|[^\w]+$")
-
-
-def word_key(word: str) -> str:
-    """The ``word:`` feature a word of the text folds its char n-grams into."""
-    return "word:" + (_EDGE_PUNCT.sub("", word) or word)
-
-
-def merge_contributions(
-    text: str, contributions: dict[str, float], char_ngrams: tuple[int, int] | None
-) -> dict[str, float]:
-    """Fold character n-gram contributions into the words they came from.
-
-    ``contributions`` maps feature names (``word:...``, ``char:...``, ``signal:...``)
-    to coefficient x value for one comment whose model text is ``text``. A char
-    n-gram's contribution is shared equally by its occurrences and each share is
-    added to the word (``word:<w>``) it occurred in, so a moderator sees words and
-    phrases, never letter fragments.
-    """
-    merged = {k: v for k, v in contributions.items() if not k.startswith("char:")}
-    if char_ngrams is None or len(merged) == len(contributions):
-        return merged
-    per_word: list[tuple[str, list[str]]] = [
-        (w, char_wb_ngrams(w, char_ngrams)) for w in text.split()
-    ]
-    counts: dict[str, int] = {}
-    for _, grams in per_word:
-        for g in grams:
-            counts[g] = counts.get(g, 0) + 1
-    for word, grams in per_word:
-        share = 0.0
-        for g in grams:
-            value = contributions.get("char:" + g)
-            if value is not None:
-                share += value / counts[g]
-        if share:
-            key = word_key(word)
-            merged[key] = merged.get(key, 0.0) + share
-    return merged
-
-
-def top_reasons(contributions: dict[str, float], k: int) -> list[tuple[str, str, float]]:
-    """The ``k`` biggest contributions as (kind, description, value), largest first.
-
-    Tiny pushes (under 0.05 in log-odds) are no reason; two features with the
-    same description (the word and its link token) are merged.
-    """
-    # Every feature is described, even the smallest: features sharing a
-    # description are summed, and only the sum says whether it is a reason.
-    merged: dict[str, tuple[str, float]] = {}
-    for name, value in contributions.items():
-        kind, words = describe_feature(name)
-        old = merged.get(words)
-        merged[words] = (kind, value + (old[1] if old else 0.0))
-    # Ranked by size, so dropping the tiny ones first leaves the same top k.
-    shown = [(words, kind, v) for words, (kind, v) in merged.items() if abs(v) >= 0.05]
-    shown.sort(key=lambda item: (-abs(item[2]), item[0]))
-    return [(kind, words, v) for words, kind, v in shown[:k]]
