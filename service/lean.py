@@ -24,18 +24,16 @@ from dataclasses import dataclass
 from itertools import chain
 from typing import Any
 
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.pipeline import Pipeline
-
-from training.features import (
+from training.text import (
     SIGNALS,
     Comment,
-    CommentFeatures,
     char_wb_ngrams,
     model_text,
     signal_vector,
     word_key,
 )
+
+TABLES_FORMAT = 1  # version of the tables' layout (to_tables / from_tables)
 
 # Words whose known char n-grams (and word: key) each compiled model remembers:
 # common words recur across comments. Full, the two memos took about 3 MB with
@@ -55,6 +53,8 @@ class _Block:
     weights: dict[str, tuple[float, float]]
     terms: Callable[[str], list[str]]
     sublinear: bool
+    token_pattern: str
+    ngram_range: tuple[int, int]
 
     def margin(self, text: str, explain: dict[str, float] | None) -> float:
         counts = Counter(self.terms(text))
@@ -106,16 +106,18 @@ class _CharBlock:
     bit for bit); 3.12's compensated ``sum`` differs in the last bits at most.
     """
 
-    def __init__(self, vec: TfidfVectorizer, coef: Any, offset: int, memo_size: int) -> None:
-        idf = vec.idf_
+    def __init__(
+        self,
+        weights: dict[str, tuple[float, float]],
+        ngram_range: tuple[int, int],
+        sublinear: bool,
+        memo_size: int,
+    ) -> None:
         # The term rides along so memoised words hold the vocabulary's own strings
         # (shared, hash cached), not fresh slices.
-        self.entries = {
-            term: (term, float(idf[j]), float(coef[offset + j]))
-            for term, j in vec.vocabulary_.items()
-        }
-        self.ngram_range = (vec.ngram_range[0], vec.ngram_range[1])
-        self.sublinear = bool(vec.sublinear_tf)
+        self.entries = {term: (term, idf, coef) for term, (idf, coef) in weights.items()}
+        self.ngram_range = ngram_range
+        self.sublinear = sublinear
         self.memo = functools.lru_cache(maxsize=memo_size)(self._known_grams)
         self.keys = functools.lru_cache(maxsize=memo_size)(word_key)  # its word: feature
 
@@ -183,9 +185,9 @@ class _CharBlock:
                 into[key] = into.get(key, 0.0) + share
 
 
-def _word_terms(vec: TfidfVectorizer) -> Callable[[str], list[str]]:
-    pattern = re.compile(vec.token_pattern)
-    lo, hi = vec.ngram_range
+def _word_terms(token_pattern: str, ngram_range: tuple[int, int]) -> Callable[[str], list[str]]:
+    pattern = re.compile(token_pattern)
+    lo, hi = ngram_range
 
     def terms(text: str) -> list[str]:
         tokens = pattern.findall(text.lower())
@@ -199,6 +201,8 @@ def _word_terms(vec: TfidfVectorizer) -> Callable[[str], list[str]]:
 
 def _plain_vectoriser(vec: Any, analyzer: str) -> bool:
     """Only the settings CommentFeatures uses are reproduced; anything else falls back."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
     return (
         isinstance(vec, TfidfVectorizer)
         and vec.analyzer == analyzer
@@ -213,10 +217,36 @@ def _plain_vectoriser(vec: Any, analyzer: str) -> bool:
     )
 
 
-def _word_block(vec: TfidfVectorizer, coef: Any) -> _Block:
+def _weights(vec: Any, coef: Any, offset: int) -> dict[str, tuple[float, float]]:
+    """term -> (idf, coefficient), in the vectoriser's column order."""
     idf = vec.idf_
-    weights = {term: (float(idf[j]), float(coef[j])) for term, j in vec.vocabulary_.items()}
-    return _Block("word:", weights, _word_terms(vec), bool(vec.sublinear_tf))
+    order = sorted(vec.vocabulary_.items(), key=lambda item: item[1])
+    return {term: (float(idf[j]), float(coef[offset + j])) for term, j in order}
+
+
+def _word_block(
+    weights: dict[str, tuple[float, float]],
+    token_pattern: str,
+    ngram_range: tuple[int, int],
+    sublinear: bool,
+) -> _Block:
+    return _Block("word:", weights, _word_terms(token_pattern, ngram_range), sublinear,
+                  token_pattern, ngram_range)
+
+
+def _block_tables(weights: dict[str, tuple[float, float]]) -> dict[str, list[Any]]:
+    return {
+        "terms": list(weights),
+        "idf": [w[0] for w in weights.values()],
+        "coef": [w[1] for w in weights.values()],
+    }
+
+
+def _table_weights(block: dict[str, Any]) -> dict[str, tuple[float, float]]:
+    terms, idf, coef = block["terms"], block["idf"], block["coef"]
+    if not len(terms) == len(idf) == len(coef):
+        raise ValueError("a block's terms, idf and coef differ in length")
+    return {str(t): (float(i), float(c)) for t, i, c in zip(terms, idf, coef, strict=True)}
 
 
 class LeanScorer:
@@ -288,6 +318,49 @@ class LeanScorer:
     def probability(self, comment: Comment) -> float:
         return sigmoid(self.margin(comment))
 
+    # --- the compiled model as plain data (the registry's lean.json) ---------
+    def to_tables(self) -> dict[str, Any]:
+        """Everything the scorer needs, as JSON-ready lists (floats round-trip exactly)."""
+        char = self.char
+        return {
+            "format": TABLES_FORMAT,
+            "intercept": self.intercept,
+            "signals": [s.name for s in SIGNALS] if self.signal_coef is not None else None,
+            "signal_coef": self.signal_coef,
+            "word": {
+                "token_pattern": self.word.token_pattern,
+                "ngram_range": list(self.word.ngram_range),
+                "sublinear": self.word.sublinear,
+                **_block_tables(self.word.weights),
+            },
+            "char": None if char is None else {
+                "ngram_range": list(char.ngram_range),
+                "sublinear": char.sublinear,
+                **_block_tables({t: (e[1], e[2]) for t, e in char.entries.items()}),
+            },
+        }
+
+    @classmethod
+    def from_tables(cls, tables: dict[str, Any], memo_size: int = WORD_MEMO_SIZE) -> LeanScorer:
+        """The scorer :meth:`to_tables` describes; ValueError when the tables do not fit
+        this code (another layout, other signals)."""
+        if tables.get("format") != TABLES_FORMAT:
+            raise ValueError(f"compiled tables of format {tables.get('format')!r}, "
+                             f"this code reads {TABLES_FORMAT}")
+        signal_coef = tables.get("signal_coef")
+        if signal_coef is not None and tables.get("signals") != [s.name for s in SIGNALS]:
+            raise ValueError("compiled with other hand-made signals than this code computes")
+        w = tables["word"]
+        word = _word_block(_table_weights(w), str(w["token_pattern"]),
+                           (int(w["ngram_range"][0]), int(w["ngram_range"][1])),
+                           bool(w["sublinear"]))
+        c = tables.get("char")
+        char = None if c is None else _CharBlock(
+            _table_weights(c), (int(c["ngram_range"][0]), int(c["ngram_range"][1])),
+            bool(c["sublinear"]), memo_size)
+        return cls(word, char, None if signal_coef is None else [float(x) for x in signal_coef],
+                   float(tables["intercept"]))
+
 
 def sigmoid(margin: float) -> float:
     """scikit-learn's logistic, without overflow for very negative margins."""
@@ -297,10 +370,14 @@ def sigmoid(margin: float) -> float:
     return z / (1.0 + z)
 
 
-def compile_pipeline(pipeline: Pipeline, memo_size: int = WORD_MEMO_SIZE) -> LeanScorer | None:
+def compile_pipeline(pipeline: Any, memo_size: int = WORD_MEMO_SIZE) -> LeanScorer | None:
     """A :class:`LeanScorer` for a fitted CommentFeatures + binary linear classifier
-    pipeline, or None when the pipeline has any other shape (it then serves as is)."""
-    steps: dict[str, Any] = dict(pipeline.named_steps)
+    pipeline, or None when the pipeline has any other shape (it then serves as is).
+    Imports scikit-learn: call it where the pipeline is (training, or a model
+    saved without compiled tables)."""
+    from training.features import CommentFeatures
+
+    steps: dict[str, Any] = dict(getattr(pipeline, "named_steps", {}))
     features: Any = steps.get("features")
     clf: Any = steps.get("clf")
     coef = getattr(clf, "coef_", None)
@@ -314,10 +391,16 @@ def compile_pipeline(pipeline: Pipeline, memo_size: int = WORD_MEMO_SIZE) -> Lea
     if char is not None and not _plain_vectoriser(char, "char_wb"):
         return None
     row = coef[0]
-    char_block = _CharBlock(char, row, features.n_word_, memo_size) if char is not None else None
+    char_block = None
+    if char is not None:
+        char_block = _CharBlock(_weights(char, row, features.n_word_),
+                                (char.ngram_range[0], char.ngram_range[1]),
+                                bool(char.sublinear_tf), memo_size)
     signal_coef = None
     if features.use_signals:
         start = features.n_word_ + features.n_char_
         weight = float(features.signal_weight)
         signal_coef = [float(row[start + i]) * weight for i in range(len(SIGNALS))]
-    return LeanScorer(_word_block(word, row), char_block, signal_coef, float(clf.intercept_[0]))
+    word_block = _word_block(_weights(word, row, 0), word.token_pattern,
+                             (word.ngram_range[0], word.ngram_range[1]), bool(word.sublinear_tf))
+    return LeanScorer(word_block, char_block, signal_coef, float(clf.intercept_[0]))

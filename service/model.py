@@ -23,7 +23,7 @@ import numpy as np
 from service.errors import ModelError
 from service.lean import LeanScorer, compile_pipeline, sigmoid
 from service.registry import LoadedModel, Registry
-from training.features import SIGNALS, Comment, merge_contributions, model_text, top_reasons
+from training.text import SIGNALS, Comment, merge_contributions, model_text, top_reasons
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,8 @@ class Reason:
 
 
 class Scorer:
-    """Probability and explanation for comments, from a verified pipeline.
+    """Probability and explanation for comments, from a verified pipeline or from
+    its compiled tables alone (then scikit-learn is never imported).
 
     For a linear classifier the features are computed once per call and give
     both the probability and each feature's contribution (coefficient x value).
@@ -65,12 +66,18 @@ class Scorer:
         self.model = model
         self.version = model.version
         self.thresholds = model.thresholds
+        self.lean: LeanScorer | None = model.lean
+        self._features: Any = None  # CommentFeatures; None for a non-linear pipeline
+        if model.pipeline is None:  # compiled tables only (Registry.load_serving)
+            if self.lean is None:
+                raise ModelError(f"model {model.version!r} has neither a pipeline nor tables")
+            self._linear = True
+            return
         steps: dict[str, Any] = dict(model.pipeline.named_steps)
-        self._features: Any = steps.get("features")  # None for a non-linear pipeline
+        self._features = steps.get("features")
         clf: Any = steps.get("clf")
         coef: Any = getattr(clf, "coef_", None)
         self._linear = coef is not None and self._features is not None and coef.shape[0] == 1
-        self.lean: LeanScorer | None = None
         if self._linear:
             self._coef = np.asarray(coef[0], dtype=np.float64)
             self._intercept = float(clf.intercept_[0])
@@ -80,14 +87,15 @@ class Scorer:
             if namer is None:
                 namer = steps["features"].get_feature_names_out().__getitem__
             self._name: Callable[[int], str] = namer
-            self.lean = compile_pipeline(model.pipeline)
+            if self.lean is None:
+                self.lean = compile_pipeline(model.pipeline)
 
     def score(self, comments: list[Comment], explain: int = 5) -> list[tuple[float, list[Reason]]]:
         if not self._linear:
             probs = self.model.pipeline.predict_proba(comments)[:, 1]
             return [(float(p), []) for p in probs]
-        if self.lean is not None and len(comments) == 1:
-            return [self._score_lean(self.lean, comments[0], explain)]
+        if self.lean is not None and (len(comments) == 1 or self.model.pipeline is None):
+            return [self._score_lean(self.lean, c, explain) for c in comments]
         X = self._features.transform(comments)
         margins = X @ self._coef + self._intercept
         out = []
@@ -101,6 +109,11 @@ class Scorer:
         the model has no such weight. Signals are the last features of every layout."""
         if not self._linear:
             return None
+        if self.model.pipeline is None and self.lean is not None:
+            if self.lean.signal_coef is None:
+                return None
+            names = [s.name for s in SIGNALS]
+            return self.lean.signal_coef[names.index(name)] if name in names else None
         total = len(self._coef)
         for i in range(max(total - len(SIGNALS), 0), total):
             if self._name(i) == f"signal:{name}":
@@ -152,7 +165,7 @@ def smoke_test(scorer: Scorer) -> None:
 
 def load_scorer(registry: Registry, version: str) -> Scorer:
     """Verify, load and smoke-test a version: what must pass before it may serve."""
-    scorer = Scorer(registry.load(version))
+    scorer = Scorer(registry.load_serving(version))
     try:
         smoke_test(scorer)
     except ModelError:

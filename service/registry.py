@@ -3,8 +3,11 @@
 Layout under the model directory::
 
     models/<version>/model.joblib      the scikit-learn Pipeline
+    models/<version>/lean.json         the same model compiled to plain tables
+                                       (linear spam models): what workers serve
     models/<version>/metadata.json     data, code and library versions, metrics,
-                                       thresholds, sha256 of model.joblib
+                                       thresholds, sha256 of model.joblib and
+                                       of lean.json
     models/current.json                {"spam": "<version>", ...}, replaced atomically
     models/history.jsonl               one line per promote/rollback
 
@@ -15,7 +18,9 @@ matches their metadata, written by the same scikit-learn version, are loaded.
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import json
+import logging
 import os
 import re
 import tempfile
@@ -25,10 +30,14 @@ from pathlib import Path
 from typing import Any
 
 import joblib
+import orjson
 
 from service.errors import ModelError, ModelIntegrityError, NotFound
 
+log = logging.getLogger(__name__)
+
 ARTIFACT = "model.joblib"
+LEAN = "lean.json"  # the Pipeline compiled to plain tables (service/lean.py), if linear
 METADATA = "metadata.json"
 POINTER = "current.json"
 HISTORY = "history.jsonl"
@@ -40,16 +49,20 @@ PROMOTING_ACTIONS = frozenset({"promote", "bootstrap", "force"})
 
 
 def library_versions() -> dict[str, str]:
-    import numpy
-    import scipy
-    import sklearn
+    """Installed versions, read from package metadata: importing scikit-learn just
+    to learn its version would cost a serving worker about 70 MB."""
+    return {lib: importlib.metadata.version(lib) for lib in PINNED_LIBRARIES}
 
-    return {
-        "scikit-learn": sklearn.__version__,
-        "numpy": numpy.__version__,
-        "scipy": scipy.__version__,
-        "joblib": joblib.__version__,
-    }
+
+def write_lean(pipeline: Any, path: Path, artifact_sha256: str) -> dict[str, Any] | None:
+    """Compile a linear spam pipeline to ``path``; its metadata entry, or None."""
+    from service.lean import compile_pipeline
+
+    lean = compile_pipeline(pipeline)
+    if lean is None:
+        return None
+    path.write_bytes(orjson.dumps(lean.to_tables()))
+    return {"file": LEAN, "sha256": sha256_file(path), "compiled_from": artifact_sha256}
 
 
 def sha256_file(path: Path) -> str:
@@ -86,8 +99,9 @@ class LoadedModel:
 
     version: str
     family: str
-    pipeline: Any
+    pipeline: Any  # None when served from the compiled tables alone
     metadata: dict[str, Any]
+    lean: Any = None  # service.lean.LeanScorer, when loaded from LEAN
 
     @property
     def thresholds(self) -> dict[str, float]:
@@ -119,6 +133,10 @@ class Registry:
             joblib.dump(pipeline, tmp_dir / ARTIFACT, compress=3)
             digest = sha256_file(tmp_dir / ARTIFACT)
             version = f"{family}-{stamp}-{digest[:8]}"
+            metadata = {k: v for k, v in metadata.items() if k != "lean"}  # never a stale one
+            lean = write_lean(pipeline, tmp_dir / LEAN, digest)
+            if lean is not None:
+                metadata["lean"] = lean
             meta = {
                 **metadata,
                 "version": version,
@@ -186,6 +204,49 @@ class Registry:
                     f"this process runs {current[lib]}: retrain it"
                 )
         return meta
+
+    def compile(self, version: str) -> bool:
+        """Add compiled tables to a version saved without them (before they existed).
+        False when the model is not a linear spam pipeline, or already compiled."""
+        loaded = self.load(version)
+        meta = loaded.metadata
+        path = self.version_dir(version) / LEAN
+        if isinstance(meta.get("lean"), dict) and path.is_file():
+            return False
+        lean = write_lean(loaded.pipeline, path, str(meta["sha256"]))
+        if lean is None:
+            return False
+        _atomic_write(self.version_dir(version) / METADATA,
+                      json.dumps({**meta, "lean": lean}, indent=2, sort_keys=True))
+        return True
+
+    def load_serving(self, version: str) -> LoadedModel:
+        """What the web service loads: the compiled tables when the version has them
+        (verified like the artifact, no unpickling, no scikit-learn), else :meth:`load`."""
+        meta = self.verify(version)
+        lean = meta.get("lean")
+        if not isinstance(lean, dict):
+            return self.load(version)
+        path = self.version_dir(version) / LEAN
+        if not path.is_file():  # e.g. fetched from the database registry: artifact only
+            return self.load(version)
+        if sha256_file(path) != lean.get("sha256"):
+            raise ModelIntegrityError(
+                f"model {version!r}: sha256 of {LEAN} differs from its metadata (file changed)")
+        if lean.get("compiled_from") != meta.get("sha256"):
+            raise ModelIntegrityError(
+                f"model {version!r}: {LEAN} was compiled from another {ARTIFACT} "
+                f"than the one its metadata names")
+        from service.lean import LeanScorer
+
+        try:
+            scorer = LeanScorer.from_tables(orjson.loads(path.read_bytes()))
+        except ValueError as exc:  # another layout or other signals: compile it afresh
+            log.info("model.tables_skipped", extra={"version": version, "why": str(exc)})
+            return self.load(version)
+        except (KeyError, TypeError) as exc:
+            raise ModelIntegrityError(f"model {version!r}: {LEAN} is malformed: {exc}") from exc
+        return LoadedModel(version, str(meta.get("family", "spam")), None, meta, scorer)
 
     def load(self, version: str) -> LoadedModel:
         """Verify and unpickle a version. Raises :class:`ModelError`."""

@@ -142,9 +142,10 @@ def test_new_model_version_misses(app: Flask, client: FlaskClient, model_dir: Pa
     old = res.models.scorer()
     check(client, SPAM)
     assert check(client, SPAM)["cached"] is True
-    pipeline = old.model.pipeline
+    loaded = res.models.registry.load(old.version)  # workers serve compiled tables only
+    pipeline = loaded.pipeline
     pipeline.set_params(clf__tol=pipeline.get_params()["clf__tol"] * 0.5)  # same model, new file
-    version = res.models.registry.save(pipeline, {k: v for k, v in old.model.metadata.items()
+    version = res.models.registry.save(pipeline, {k: v for k, v in loaded.metadata.items()
                                                   if k not in {"version", "sha256"}})
     res.models.registry.set_current(version, action="promote")
     res.models.maybe_reload(force=True)

@@ -6,10 +6,11 @@ import re
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from sklearn.pipeline import Pipeline
 
-from service.lean import compile_pipeline, sigmoid
+from service.lean import LeanScorer, compile_pipeline, sigmoid
 from service.model import Scorer
 from service.registry import Registry
 from training.datasets import shipped_base, shipped_youtube
@@ -239,3 +240,26 @@ def test_the_word_memo_is_bounded(trained_model_dir: Path) -> None:
     lean.char.memo.cache_clear()
     lean.margin(Comment(content="a" * 3000 + " " + "b" * 41 + " subscribe"))
     assert lean.char.memo.cache_info().currsize == 1  # long words are not kept
+
+
+def test_tables_round_trip_to_the_same_numbers(scorer: Scorer) -> None:
+    """What the registry writes to lean.json scores exactly as the compiled pipeline."""
+    lean = compile_pipeline(scorer.model.pipeline)
+    assert lean is not None
+    again = LeanScorer.from_tables(orjson.loads(orjson.dumps(lean.to_tables())))
+    for c in comments():
+        assert again.margin(c) == lean.margin(c)
+        assert again.explain(c) == lean.explain(c)
+
+
+def test_tables_of_another_layout_are_refused(scorer: Scorer) -> None:
+    lean = compile_pipeline(scorer.model.pipeline)
+    assert lean is not None
+    tables = lean.to_tables()
+    with pytest.raises(ValueError, match="format"):
+        LeanScorer.from_tables({**tables, "format": 99})
+    if tables["signal_coef"] is not None:
+        with pytest.raises(ValueError, match="signals"):
+            LeanScorer.from_tables({**tables, "signals": ["something_else"]})
+    with pytest.raises(ValueError, match="length"):
+        LeanScorer.from_tables({**tables, "word": {**tables["word"], "idf": [1.0]}})

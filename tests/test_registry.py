@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from service.errors import ModelError, ModelIntegrityError, NotFound
-from service.model import ModelHolder, load_scorer
-from service.registry import ARTIFACT, METADATA, Registry, library_versions
+from service.model import ModelHolder, Scorer, load_scorer
+from service.registry import (
+    ARTIFACT,
+    LEAN,
+    METADATA,
+    Registry,
+    library_versions,
+    sha256_file,
+)
+from training.text import Comment
 
 
 def current(model_dir: Path) -> str:
@@ -105,10 +116,10 @@ def test_failed_load_keeps_the_serving_model(model_dir: Path) -> None:
 def test_promote_and_rollback_switch_the_pointer(model_dir: Path) -> None:
     registry = Registry(model_dir)
     first = current(model_dir)
-    scorer = load_scorer(registry, first)
-    pipeline = scorer.model.pipeline
+    loaded = registry.load(first)  # the pipeline itself: workers serve its compiled tables
+    pipeline = loaded.pipeline
     pipeline.named_steps["clf"].coef_ = pipeline.named_steps["clf"].coef_ * 0.5  # a new model
-    second = registry.save(pipeline, {k: v for k, v in scorer.model.metadata.items()
+    second = registry.save(pipeline, {k: v for k, v in loaded.metadata.items()
                                       if k not in {"version", "sha256"}})
     assert second != first
     registry.set_current(second)
@@ -126,3 +137,87 @@ def test_no_model_means_a_clear_503_error(tmp_path: Path) -> None:
     holder = ModelHolder(Registry(tmp_path))
     with pytest.raises(ModelError, match="no current spam model"):
         holder.scorer()
+
+
+# --- compiled tables (lean.json): what a worker serves ------------------------------
+
+
+def test_a_linear_model_is_saved_with_its_compiled_tables(model_dir: Path) -> None:
+    registry = Registry(model_dir)
+    version = current(model_dir)
+    lean = registry.metadata(version)["lean"]
+    assert lean["file"] == LEAN and (model_dir / version / LEAN).is_file()
+    assert lean["compiled_from"] == registry.metadata(version)["sha256"]
+    served = registry.load_serving(version)
+    assert served.pipeline is None and served.lean is not None
+    full = registry.load(version)
+    for comment in (Comment("hello there"), Comment("free money http://bit.ly/x subscribe")):
+        assert Scorer(served).score([comment]) == Scorer(full).score([comment])
+
+
+def test_tampered_tables_are_refused(model_dir: Path) -> None:
+    version = current(model_dir)
+    path = model_dir / version / LEAN
+    path.write_bytes(path.read_bytes().replace(b'"intercept":', b'"intercept": ', 1))
+    with pytest.raises(ModelIntegrityError, match=r"sha256 of lean\.json"):
+        Registry(model_dir).load_serving(version)
+
+
+def test_tables_compiled_from_another_artifact_are_refused(model_dir: Path) -> None:
+    version = current(model_dir)
+    artifact, meta_path = model_dir / version / ARTIFACT, model_dir / version / METADATA
+    artifact.write_bytes(artifact.read_bytes()[:1000])  # cut short and re-checksummed
+    meta = json.loads(meta_path.read_text())
+    meta["sha256"] = sha256_file(artifact)
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(ModelIntegrityError, match="compiled from another"):
+        Registry(model_dir).load_serving(version)
+
+
+def test_tables_of_another_layout_fall_back_to_the_pipeline(model_dir: Path) -> None:
+    version = current(model_dir)
+    path, meta_path = model_dir / version / LEAN, model_dir / version / METADATA
+    tables = json.loads(path.read_text())
+    path.write_text(json.dumps({**tables, "format": 99}))
+    meta = json.loads(meta_path.read_text())
+    meta["lean"]["sha256"] = sha256_file(path)
+    meta_path.write_text(json.dumps(meta))
+    served = Registry(model_dir).load_serving(version)
+    assert served.pipeline is not None  # compiled afresh from the artifact
+
+
+def test_a_worker_serving_tables_never_imports_scikit_learn(tmp_path: Path,
+                                                            model_dir: Path) -> None:
+    """Memory: scikit-learn and SciPy cost a worker about 90 MB of resident memory."""
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from service.app import create_app\n"
+        f"app = create_app({{'env': 'testing', 'model_dir': Path({str(model_dir)!r}), "
+        f"'data_dir': Path({str(tmp_path / 'var')!r}), "
+        f"'database_url': 'sqlite:///{tmp_path / 'db.sqlite3'}'}})\n"
+        "client = app.test_client()\n"
+        "assert client.post('/api/v1/check', json={'content': 'hi there'}).status_code == 200\n"
+        "batch = {'comments': [{'content': 'a'}, {'content': 'b http://x.co'}]}\n"
+        "assert client.post('/api/v1/check/batch', json=batch).status_code == 200\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'sklearn', 'scipy'}))\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(root)}, timeout=120, check=False)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_a_version_saved_without_tables_serves_and_can_be_compiled(model_dir: Path) -> None:
+    registry = Registry(model_dir)
+    version = current(model_dir)
+    meta_path = model_dir / version / METADATA
+    meta = json.loads(meta_path.read_text())
+    del meta["lean"]
+    meta_path.write_text(json.dumps(meta))
+    (model_dir / version / LEAN).unlink()
+    assert registry.load_serving(version).pipeline is not None  # compiled at load, as before
+    assert registry.compile(version) is True
+    assert registry.load_serving(version).pipeline is None
+    assert registry.compile(version) is False
