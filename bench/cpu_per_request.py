@@ -21,8 +21,9 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+# First, even when PYTHONPATH has it: the script's own directory (bench/, whose
+# training.py would shadow the training package) must not come before it.
+sys.path.insert(0, str(ROOT))
 
 from bench import servers, wrk  # noqa: E402
 

@@ -10,6 +10,12 @@ run. Usage, from the repository root:
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
+
+# The repository first: bench/ (the script's directory) holds a training.py that
+# would shadow the training package, even with PYTHONPATH set.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import json
 import time
 

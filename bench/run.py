@@ -36,8 +36,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+# First, even when PYTHONPATH has it: the script's own directory (bench/, whose
+# training.py would shadow the training package) must not come before it.
+sys.path.insert(0, str(ROOT))
 
 from bench import fixedrate, servers, wrk  # noqa: E402
 
