@@ -63,6 +63,8 @@ end
 return out
 """)
 
+PENDING_MAX = 2_000  # verdicts a worker keeps for its next round trip, at most
+
 # Fields the key does not take verbatim: the features only read whether the
 # comment came within a minute of the article (see key_values).
 TIME_FIELDS = ("created_at", "article_published_at")
@@ -198,6 +200,12 @@ class VerdictCache:
         self.settings = settings
         self.gate = gate
         self.lookup_script = LOOKUP_SCRIPT
+        # With a background writer (service/writebehind.py), a new verdict reaches
+        # Redis with this worker's next lookup or the writer's next tick (at most
+        # write_behind_interval_seconds later), not in a round trip of its own.
+        self.defer_remote = False
+        self._pending: list[tuple[str, bytes]] = []
+        self._pending_lock = threading.Lock()
         self.local = LocalTier(settings.cache_local_size)
         self.counters = flood.LocalCounters(clock=wall)
         self.all_bounds = flood.buckets_for(settings.flood_spam_count)
@@ -316,7 +324,9 @@ class VerdictCache:
         return entry.generation == generation
 
     def store(self, scored: Sequence[tuple[Lookup, Outcome]]) -> None:
-        """Keep freshly scored verdicts: locally, and in Redis in one round trip."""
+        """Keep freshly scored verdicts: locally at once; in Redis in the next round
+        trip this worker makes anyway when ``defer_remote`` (see :meth:`flush_pending`),
+        else in one round trip now."""
         if not self.enabled:
             return
         now = self._clock()
@@ -325,16 +335,42 @@ class VerdictCache:
         remote = [(lk, o) for lk, o in scored if lk.generation is not None]
         if self.gate is None or not remote:
             return
+        values = [
+            (keys.verdict(lk.key, lk.bucket),
+             orjson.dumps({"g": lk.generation, "o": outcome_to_json(outcome)}))
+            for lk, outcome in remote
+        ]
+        if self.defer_remote:
+            with self._pending_lock:
+                self._pending.extend(values)
+                del self._pending[:-PENDING_MAX]  # bounded: the oldest go first
+            return
+        self._set_remote(values)
+
+    def flush_pending(self) -> None:
+        """Write the verdicts waiting for a round trip (the background writer's tick)."""
+        values = self._take_pending()
+        if values and self.gate is not None:
+            self._set_remote(values)
+
+    def _take_pending(self) -> list[tuple[str, bytes]]:
+        if not self._pending:
+            return []
+        with self._pending_lock:
+            values, self._pending = self._pending, []
+        return values
+
+    def _set_remote(self, values: list[tuple[str, bytes]]) -> None:
         ttl = self.settings.cache_ttl_seconds
 
         def run(client: redis.Redis) -> None:
             pipe = client.pipeline(transaction=False)
-            for lk, outcome in remote:
-                value = orjson.dumps({"g": lk.generation, "o": outcome_to_json(outcome)})
-                pipe.set(keys.verdict(lk.key, lk.bucket), value, ex=ttl)
+            for key, value in values:
+                pipe.set(key, value, ex=ttl)
             pipe.execute()
 
-        self.gate.call(run, op="cache.store")
+        if self.gate is not None:
+            self.gate.call(run, op="cache.store")
 
     # --- flood counters ------------------------------------------------------------
     def _local_counts(self, fk: flood.FloodKeys) -> flood.FloodCounts:
@@ -366,8 +402,11 @@ class VerdictCache:
                 keys.generation(f), *(keys.verdict(vk, b) for b in range(n_buckets)),
             ))
 
+        ttl_cache = max(self.settings.cache_ttl_seconds, 1)
+        before = [("SET", key, value, "EX", ttl_cache) for key, value in self._take_pending()]
+
         def run(client: redis.Redis) -> list[Any]:
-            return self.lookup_script.run(client, calls, (ttl,))
+            return self.lookup_script.run(client, calls, (ttl,), before=before)
 
         replies = self.gate.call(run, op="cache.lookup")
         if replies is None:
@@ -399,6 +438,8 @@ class VerdictCache:
 
     def after_fork(self) -> None:
         self.local.clear()
+        self._pending = []
+        self._pending_lock = threading.Lock()
 
 
 def _int(value: Any) -> int:
@@ -431,6 +472,10 @@ def init_cache(res: Resources) -> VerdictCache:
         res.extras.setdefault("after_fork", []).append(gate.after_fork)
     cache = VerdictCache(s, gate)
     res.extras["cache"] = cache
+    writer = res.extras.get("write_behind")
+    if writer is not None and gate is not None:
+        cache.defer_remote = True
+        writer.on_tick.append(cache.flush_pending)
     res.extras.setdefault("after_fork", []).append(cache.after_fork)
 
     def on_feedback(comment_id: int, comment: Comment | None) -> None:

@@ -67,24 +67,36 @@ class Script:
         self.sha = hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()
 
     def run(
-        self, client: redis.Redis, calls: list[tuple[str, ...]], args: tuple[Any, ...] = ()
+        self,
+        client: redis.Redis,
+        calls: list[tuple[str, ...]],
+        args: tuple[Any, ...] = (),
+        before: list[tuple[Any, ...]] | None = None,
     ) -> list[Any]:
+        """The script's replies, one per call. ``before``: commands sent first in the
+        same round trip (idempotent ones: they run again if the script was missing)."""
         try:
-            return self._run(client, calls, args)
+            return self._run(client, calls, args, before or [])
         except NoScriptError:
             client.script_load(self.source)
-            return self._run(client, calls, args)
+            return self._run(client, calls, args, before or [])
 
     def _run(
-        self, client: redis.Redis, calls: list[tuple[str, ...]], args: tuple[Any, ...]
+        self,
+        client: redis.Redis,
+        calls: list[tuple[str, ...]],
+        args: tuple[Any, ...],
+        before: list[tuple[Any, ...]],
     ) -> list[Any]:
-        if len(calls) == 1:
+        if len(calls) == 1 and not before:
             keys = calls[0]
             return [client.execute_command("EVALSHA", self.sha, len(keys), *keys, *args)]
         pipe = client.pipeline(transaction=False)
+        for command in before:
+            pipe.execute_command(*command)
         for keys in calls:
             pipe.execute_command("EVALSHA", self.sha, len(keys), *keys, *args)
-        return list(pipe.execute())
+        return list(pipe.execute())[len(before):]
 
 
 def _reason(exc: BaseException) -> str:

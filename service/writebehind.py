@@ -21,6 +21,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 
 from prometheus_client import Counter
 
@@ -66,6 +67,9 @@ class WriteBehind:
         self._thread: threading.Thread | None = None
         self._pid = 0
         self._stopping = False
+        # Other batched work the writer thread does after each flush (the verdict
+        # cache's pending Redis writes); a failure there never stops the thread.
+        self.on_tick: list[Callable[[], None]] = []
 
     def __len__(self) -> int:
         return len(self._queue)
@@ -135,6 +139,8 @@ class WriteBehind:
                 self._wake.wait(self.interval_seconds)
             try:
                 self.flush()
+                for tick in self.on_tick:
+                    tick()
             except Exception:  # the writer thread must outlive any one bad batch
                 log.exception("writebehind.crashed")
                 time.sleep(self.interval_seconds)

@@ -172,6 +172,39 @@ def test_hit_after_miss_shared_across_workers(make_app: Callable[..., Flask],
     assert len(keys) == 1
 
 
+def test_deferred_verdicts_ride_the_next_round_trip(make_app: Callable[..., Flask],
+                                                    redis_url: str) -> None:
+    """With a background writer a new verdict is not a round trip of its own: it goes
+    with this worker's next lookup, or the writer's next tick."""
+    app_a = make_app(redis_url=redis_url)
+    cache_a = res_of(app_a).extras["cache"]
+    cache_a.defer_remote = True  # as when service/writebehind.py runs (not under testing)
+    worker_a, worker_b = app_a.test_client(), make_app(redis_url=redis_url).test_client()
+    r = redis.Redis.from_url(redis_url)
+    assert check(worker_a, SPAM)["cached"] is False
+    assert r.keys("commentmod:verdict:*") == []  # not written yet
+    assert check(worker_a, HAM)["cached"] is False  # this lookup carries SPAM's verdict
+    assert len(r.keys("commentmod:verdict:*")) == 1
+    assert check(worker_b, SPAM)["cached"] is True  # another worker finds it in Redis
+    cache_a.flush_pending()  # the writer's tick: HAM's verdict
+    assert len(r.keys("commentmod:verdict:*")) == 2
+    assert check(worker_b, HAM)["cached"] is True
+
+
+def test_the_writer_tick_flushes_deferred_verdicts(make_app: Callable[..., Flask],
+                                                   redis_url: str) -> None:
+    app = make_app(redis_url=redis_url, env="development", write_behind_interval_seconds=0.05)
+    cache = res_of(app).extras["cache"]
+    assert cache.defer_remote is True
+    check(app.test_client(), SPAM)
+    r = redis.Redis.from_url(redis_url)
+    deadline = time.monotonic() + 5
+    while not r.keys("commentmod:verdict:*") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(r.keys("commentmod:verdict:*")) == 1
+    res_of(app).extras["write_behind"].stop()
+
+
 def test_feedback_invalidates_in_every_worker(make_app: Callable[..., Flask],
                                                redis_url: str) -> None:
     app_a = make_app(redis_url=redis_url)
