@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from bench import wrk
-from bench.run import Row, table, verdicts
+from bench.run import Row, server_p99_bound, table, verdicts
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -75,3 +75,13 @@ def test_steady_py_holds_a_small_rate(model_dir: Path) -> None:
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "errors 0" in proc.stdout and "p99" in proc.stdout
+
+
+def test_server_p99_bound_reads_the_histogram_difference() -> None:
+    inf = float("inf")
+    before = {0.001: 10.0, 0.005: 10.0, 0.01: 10.0, inf: 10.0}
+    after = {0.001: 60.0, 0.005: 108.0, 0.01: 110.0, inf: 110.0}  # 100 new, 98 under 5 ms
+    assert server_p99_bound(before, after) == 10.0
+    after[0.005] = 109.0  # 99 of 100 under 5 ms
+    assert server_p99_bound(before, after) == 5.0
+    assert server_p99_bound(after, after) is None  # nothing measured in between
