@@ -217,3 +217,25 @@ def post_json(url: str, body: Any, headers: dict[str, str] | None = None,
             return exc.code, json.loads(raw)
         except ValueError:
             return exc.code, raw.decode("utf-8", "replace")
+
+
+def app_process_modules(model_dir: Path, data_dir: Path, database_url: str) -> set[str]:
+    """Top-level modules a fresh process holds after building the app and answering a
+    check and a batch: what a gunicorn worker carries in memory."""
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from service.app import create_app\n"
+        f"app = create_app({{'env': 'testing', 'model_dir': Path({str(model_dir)!r}), "
+        f"'data_dir': Path({str(data_dir)!r}), 'database_url': {database_url!r}}})\n"
+        "client = app.test_client()\n"
+        "assert client.post('/api/v1/check', json={'content': 'hi there'}).status_code == 200\n"
+        "batch = {'comments': [{'content': 'a'}, {'content': 'b http://x.co'}]}\n"
+        "assert client.post('/api/v1/check/batch', json=batch).status_code == 200\n"
+        "print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(root)}, timeout=120, check=False)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return set(out.stdout.strip().splitlines()[-1].split())

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from procs import app_process_modules
 
 from service.errors import ModelError, ModelIntegrityError, NotFound
 from service.model import ModelHolder, Scorer, load_scorer
@@ -189,24 +187,9 @@ def test_tables_of_another_layout_fall_back_to_the_pipeline(model_dir: Path) -> 
 def test_a_worker_serving_tables_never_imports_scikit_learn(tmp_path: Path,
                                                             model_dir: Path) -> None:
     """Memory: scikit-learn and SciPy cost a worker about 90 MB of resident memory."""
-    code = (
-        "import sys\n"
-        "from pathlib import Path\n"
-        "from service.app import create_app\n"
-        f"app = create_app({{'env': 'testing', 'model_dir': Path({str(model_dir)!r}), "
-        f"'data_dir': Path({str(tmp_path / 'var')!r}), "
-        f"'database_url': 'sqlite:///{tmp_path / 'db.sqlite3'}'}})\n"
-        "client = app.test_client()\n"
-        "assert client.post('/api/v1/check', json={'content': 'hi there'}).status_code == 200\n"
-        "batch = {'comments': [{'content': 'a'}, {'content': 'b http://x.co'}]}\n"
-        "assert client.post('/api/v1/check/batch', json=batch).status_code == 200\n"
-        "print(sorted({m.split('.')[0] for m in sys.modules} & {'sklearn', 'scipy'}))\n"
-    )
-    root = Path(__file__).resolve().parents[1]
-    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True,
-                         env={**os.environ, "PYTHONPATH": str(root)}, timeout=120, check=False)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.strip().splitlines()[-1] == "[]"
+    url = f"sqlite:///{tmp_path / 'db.sqlite3'}"
+    loaded = app_process_modules(model_dir, tmp_path / "var", url)
+    assert "service" in loaded and not loaded & {"sklearn", "scipy"}
 
 
 def test_a_version_saved_without_tables_serves_and_can_be_compiled(model_dir: Path) -> None:

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from moderation_helpers import add_comment, comment_id
+from procs import app_process_modules
 
 from service import migrate, schema
 from service.errors import NotFound, ValidationError
@@ -169,16 +167,5 @@ def test_a_serving_process_does_not_import_alembic(tmp_path: Path, model_dir: Pa
     engine = engine_for(url)
     migrate.upgrade(engine)
     engine.dispose()
-    code = (
-        "import sys\n"
-        "from pathlib import Path\n"
-        "from service.app import create_app\n"
-        f"create_app({{'env': 'testing', 'model_dir': Path({str(model_dir)!r}), "
-        f"'data_dir': Path({str(tmp_path / 'var')!r}), 'database_url': {url!r}}})\n"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'alembic'))\n"
-    )
-    root = Path(__file__).resolve().parents[1]
-    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True,
-                         env={**os.environ, "PYTHONPATH": str(root)}, timeout=120, check=False)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.strip().splitlines()[-1] == "[]"
+    loaded = app_process_modules(model_dir, tmp_path / "var", url)
+    assert "service" in loaded and "alembic" not in loaded
