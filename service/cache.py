@@ -6,11 +6,13 @@ the comment's :data:`training.features.MODEL_FIELDS` (``created_at`` and
 them, the fast-reply flag: otherwise every resubmission would miss), plus the
 flood bucket the model saw. A new model version never finds an old verdict.
 
-One pipelined Redis round trip per check request does everything a hit needs:
-the flood counters (``INCR``), the comment's invalidation generation and the
-cached verdict for every flood bucket (``MGET``); a miss adds one pipelined
-``SET`` after scoring. Redis failing costs no answer (service.redis_client):
-the local tier and local flood counters carry on.
+One Redis round trip per check request does everything a hit needs: one call
+of :data:`LOOKUP_SCRIPT` per comment counts the floods (``INCR``) and reads the
+comment's invalidation generation and the cached verdict of every flood
+bucket. A miss's new verdict is written by a ``SET`` sent in front of the
+worker's next lookup, or by the background writer's next tick (``SET`` right
+away when there is no writer). Redis failing costs no answer
+(service.redis_client): the local tier and local flood counters carry on.
 
 Feedback bumps the comment's generation in Redis (``INCR``): every worker on
 every host compares the generation of its local entry with the one read in the
