@@ -57,10 +57,14 @@ def trained_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def model_dir(trained_model_dir: Path, tmp_path: Path) -> Path:
-    """A private copy of the trained registry that a test may change freely."""
+def model_dir(request: pytest.FixtureRequest, trained_model_dir: Path, tmp_path: Path) -> Path:
+    """A private copy of the trained registry that a test may change freely; with the
+    toxicity family too in modules that set ``WITH_TOXICITY_MODEL = True``."""
+    source = trained_model_dir
+    if getattr(request.module, "WITH_TOXICITY_MODEL", False):
+        source = request.getfixturevalue("toxicity_model_dir")
     target = tmp_path / "models"
-    shutil.copytree(trained_model_dir, target)
+    shutil.copytree(source, target)
     return target
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import shutil
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -28,13 +27,7 @@ TENANT = "tenant-7f3a"
 SPAM = "Check out my channel and SUBSCRIBE!!! http://bit.ly/free-money win an iPhone"
 TOXIC = "You are a stupid idiot and everyone hates you."
 KIND = "The council should publish the budget before the vote, not after. Good reporting."
-
-
-@pytest.fixture
-def model_dir(toxicity_model_dir: Path, tmp_path: Path) -> Path:
-    target = tmp_path / "models"
-    shutil.copytree(toxicity_model_dir, target)
-    return target
+WITH_TOXICITY_MODEL = True  # conftest's model_dir adds the toxicity family
 
 
 @pytest.fixture

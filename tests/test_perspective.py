@@ -20,13 +20,7 @@ from service.resources import EXTENSION
 TOXIC = "You are a stupid idiot and everyone hates you."
 KIND = "Thank you for the careful reporting on the council budget."
 ERROR_TYPE_URL = "type.googleapis.com/google.commentanalyzer.v1alpha1.Error"
-
-
-@pytest.fixture
-def model_dir(toxicity_model_dir: Path, tmp_path: Path) -> Path:
-    target = tmp_path / "models"
-    shutil.copytree(toxicity_model_dir, target)
-    return target
+WITH_TOXICITY_MODEL = True  # conftest's model_dir adds the toxicity family
 
 
 @pytest.fixture
