@@ -362,13 +362,17 @@ class VerdictCache:
             values, self._pending = self._pending, []
         return values
 
-    def _set_remote(self, values: list[tuple[str, bytes]]) -> None:
+    def _set_commands(self, values: list[tuple[str, bytes]]) -> list[tuple[Any, ...]]:
         ttl = self.settings.cache_ttl_seconds
+        return [("SET", key, value, "EX", ttl) for key, value in values]
+
+    def _set_remote(self, values: list[tuple[str, bytes]]) -> None:
+        commands = self._set_commands(values)
 
         def run(client: redis.Redis) -> None:
             pipe = client.pipeline(transaction=False)
-            for key, value in values:
-                pipe.set(key, value, ex=ttl)
+            for command in commands:
+                pipe.execute_command(*command)
             pipe.execute()
 
         if self.gate is not None:
@@ -404,8 +408,7 @@ class VerdictCache:
                 keys.generation(f), *(keys.verdict(vk, b) for b in range(n_buckets)),
             ))
 
-        ttl_cache = max(self.settings.cache_ttl_seconds, 1)
-        before = [("SET", key, value, "EX", ttl_cache) for key, value in self._take_pending()]
+        before = self._set_commands(self._take_pending())
 
         def run(client: redis.Redis) -> list[Any]:
             return self.lookup_script.run(client, calls, (ttl,), before=before)

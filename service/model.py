@@ -23,7 +23,14 @@ import numpy as np
 from service.errors import ModelError
 from service.lean import LeanScorer, compile_pipeline, sigmoid
 from service.registry import LoadedModel, Registry
-from training.text import SIGNALS, Comment, merge_contributions, model_text, top_reasons
+from training.text import (
+    SIGNAL_INDEX,
+    SIGNALS,
+    Comment,
+    merge_contributions,
+    model_text,
+    top_reasons,
+)
 
 log = logging.getLogger(__name__)
 
@@ -112,8 +119,8 @@ class Scorer:
         if self.model.pipeline is None and self.lean is not None:
             if self.lean.signal_coef is None:
                 return None
-            names = [s.name for s in SIGNALS]
-            return self.lean.signal_coef[names.index(name)] if name in names else None
+            index = SIGNAL_INDEX.get(name)
+            return None if index is None else self.lean.signal_coef[index]
         total = len(self._coef)
         for i in range(max(total - len(SIGNALS), 0), total):
             if self._name(i) == f"signal:{name}":

@@ -226,10 +226,10 @@ class Registry:
         meta = self.verify(version)
         lean = meta.get("lean")
         if not isinstance(lean, dict):
-            return self.load(version)
+            return self._unpickle(version, meta)
         path = self.version_dir(version) / LEAN
         if not path.is_file():  # e.g. fetched from the database registry: artifact only
-            return self.load(version)
+            return self._unpickle(version, meta)
         if sha256_file(path) != lean.get("sha256"):
             raise ModelIntegrityError(
                 f"model {version!r}: sha256 of {LEAN} differs from its metadata (file changed)")
@@ -243,14 +243,17 @@ class Registry:
             scorer = LeanScorer.from_tables(orjson.loads(path.read_bytes()))
         except ValueError as exc:  # another layout or other signals: compile it afresh
             log.info("model.tables_skipped", extra={"version": version, "why": str(exc)})
-            return self.load(version)
+            return self._unpickle(version, meta)
         except (KeyError, TypeError) as exc:
             raise ModelIntegrityError(f"model {version!r}: {LEAN} is malformed: {exc}") from exc
         return LoadedModel(version, str(meta.get("family", "spam")), None, meta, scorer)
 
     def load(self, version: str) -> LoadedModel:
         """Verify and unpickle a version. Raises :class:`ModelError`."""
-        meta = self.verify(version)
+        return self._unpickle(version, self.verify(version))
+
+    def _unpickle(self, version: str, meta: dict[str, Any]) -> LoadedModel:
+        """The pipeline of a version whose metadata ``verify`` returned."""
         try:
             pipeline = joblib.load(self.version_dir(version) / ARTIFACT)
         except Exception as exc:  # any unpickling failure means "not loadable"
