@@ -94,6 +94,17 @@ class _CharHits:
         return dict(zip(self.counts, self.parts, strict=True))
 
 
+def _known_grams(
+    entries: dict[str, tuple[str, float, float]], ngram_range: tuple[int, int], word: str
+) -> tuple[str, ...]:
+    """The word's n-grams the model knows, in scikit-learn's order, repeats kept."""
+    return tuple(
+        entry[0]
+        for gram in char_wb_ngrams(word, ngram_range)
+        if (entry := entries.get(gram)) is not None
+    )
+
+
 class _CharBlock:
     """The char_wb TF-IDF block, with each word's known n-grams memoised.
 
@@ -118,24 +129,20 @@ class _CharBlock:
         self.entries = {term: (term, idf, coef) for term, (idf, coef) in weights.items()}
         self.ngram_range = ngram_range
         self.sublinear = sublinear
-        self.memo = functools.lru_cache(maxsize=memo_size)(self._known_grams)
+        # The memo wraps a function of the tables, not a bound method: a cycle
+        # (block -> memo -> block) would outlive a model swap, since the loaded model
+        # is frozen out of the cyclic collector (service/model.py).
+        cut = functools.partial(_known_grams, self.entries, ngram_range)
+        self.cut: Callable[[str], tuple[str, ...]] = cut
+        self.memo = functools.lru_cache(maxsize=memo_size)(cut)
         self.keys = functools.lru_cache(maxsize=memo_size)(word_key)  # its word: feature
 
     def _grams(self, words: list[str]) -> list[tuple[str, ...]]:
-        memo, cut = self.memo, self._known_grams
+        memo, cut = self.memo, self.cut
         return [memo(w) if len(w) <= MEMO_WORD_CHARS else cut(w) for w in words]
 
     def _key(self, word: str) -> str:
         return self.keys(word) if len(word) <= MEMO_WORD_CHARS else word_key(word)
-
-    def _known_grams(self, word: str) -> tuple[str, ...]:
-        """The word's n-grams the model knows, in scikit-learn's order, repeats kept."""
-        entries = self.entries
-        return tuple(
-            entry[0]
-            for gram in char_wb_ngrams(word, self.ngram_range)
-            if (entry := entries.get(gram)) is not None
-        )
 
     def _tf(self, count: int) -> float:
         return 1.0 + math.log(count) if self.sublinear else float(count)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import weakref
 from pathlib import Path
 
 import pytest
@@ -204,3 +205,17 @@ def test_a_version_saved_without_tables_serves_and_can_be_compiled(model_dir: Pa
     assert registry.compile(version) is True
     assert registry.load_serving(version).pipeline is None
     assert registry.compile(version) is False
+
+
+def test_a_swapped_out_model_is_freed(model_dir: Path) -> None:
+    """Loaded models are frozen out of the cyclic collector, so nothing of one may
+    sit in a reference cycle: it would outlive every promotion."""
+    holder = ModelHolder(Registry(model_dir))
+    holder.maybe_reload(force=True)
+    lean = holder.scorer().lean
+    assert lean is not None and lean.char is not None
+    old_scorer, old_char = weakref.ref(holder.scorer()), weakref.ref(lean.char)
+    del lean
+    holder._scorer = None  # as if another version were promoted: load afresh
+    assert holder.load_current()
+    assert old_scorer() is None and old_char() is None
