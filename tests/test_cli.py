@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from service.cli import main
-from service.registry import Registry
+from service.registry import LEAN, METADATA, Registry
 
 
 @pytest.fixture
@@ -104,11 +104,25 @@ def test_models_list_promote_rollback(env: dict[str, str], tmp_path: Path,
     assert Registry(model_dir).current() == first
 
 
+@pytest.mark.parametrize("command", ["promote", "compile"])
 @pytest.mark.parametrize("version", ["../../etc/passwd", "spam-20200101T000000Z-deadbeef"])
-def test_promote_refuses_unknown_or_unsafe_versions(env: dict[str, str], version: str) -> None:
-    result = CliRunner().invoke(main, ["models", "promote", version], env=env)
+def test_promote_and_compile_refuse_unknown_or_unsafe_versions(
+    env: dict[str, str], version: str, command: str
+) -> None:
+    result = CliRunner().invoke(main, ["models", command, version], env=env)
     assert result.exit_code == 2
     assert result.output.startswith("error:")
+
+
+def test_models_compile_adds_tables_once(env: dict[str, str], model_dir: Path) -> None:
+    version = Registry(model_dir).current()
+    assert version is not None
+    (model_dir / version / LEAN).unlink()  # as saved before compiled tables existed
+    meta_path = model_dir / version / METADATA
+    meta_path.write_text(json.dumps({k: v for k, v in json.loads(meta_path.read_text()).items()
+                                     if k != "lean"}))
+    assert f"{version}: compiled" in run(env, "models", "compile").output
+    assert f"{version}: nothing to do" in run(env, "models", "compile", version).output
 
 
 def test_db_upgrade_and_config(env: dict[str, str]) -> None:
