@@ -386,14 +386,20 @@ def _scorer(res: Resources) -> toxicity.ToxicityScorer:
         ) from exc
 
 
-@bp.route(f"/{API_VERSION}/comments:analyze", methods=["POST", "GET", "PUT", "DELETE", "PATCH"])
-@bp.route("/comments:analyze", methods=["POST", "GET", "PUT", "DELETE", "PATCH"])
-def analyze() -> Response:
+def _admitted(fields: frozenset[str]) -> tuple[Resources, KeyInfo, dict[str, Any]]:
+    """What every method does first: POST only, a known key within its rate, a body
+    of known fields (each refusal in Google's error shape)."""
     _post_only()
     res = resources()
     key = authenticate(res)
     _rate(res).hit(key.key_id)
-    body = _body(ANALYZE_FIELDS)
+    return res, key, _body(fields)
+
+
+@bp.route(f"/{API_VERSION}/comments:analyze", methods=["POST", "GET", "PUT", "DELETE", "PATCH"])
+@bp.route("/comments:analyze", methods=["POST", "GET", "PUT", "DELETE", "PATCH"])
+def analyze() -> Response:
+    res, key, body = _admitted(ANALYZE_FIELDS)
     scorer = _scorer(res)
     req = parse_analyze(body, scorer)
     X, [scores] = scorer.score([req.text])
@@ -450,11 +456,7 @@ def _record(
 )
 @bp.route("/comments:suggestscore", methods=["POST", "GET", "PUT", "DELETE", "PATCH"])
 def suggestscore() -> Response:
-    _post_only()
-    res = resources()
-    key = authenticate(res)
-    _rate(res).hit(key.key_id)
-    body = _body(SUGGEST_FIELDS)
+    res, key, body = _admitted(SUGGEST_FIELDS)
     text = comment_text(body)
     suggested = suggested_scores(body)
     languages = requested_languages(body)
