@@ -158,7 +158,7 @@ def micro(model_dir: Path, redis_url: str, dead_url: str, tmp: Path, n: int = 30
                           "data_dir": tmp / "micro", "redis_url": url,
                           "database_url": f"sqlite:///{tmp / 'micro.sqlite3'}"})
         res = app.extensions[EXTENSION]
-        return res.extras["cache"], res.models.scorer()
+        return res.cache, res.models.scorer()
 
     hit = [Comment(content="Great reporting, thank you.")]
     rows = []

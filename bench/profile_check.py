@@ -48,12 +48,12 @@ def main(argv: list[str] | None = None) -> int:
     from flask import jsonify, request
 
     from service import metrics
+    from service.api.checking import check_comments
+    from service.api.comments import parse_comment
     from service.app import create_app
-    from service.checking import check_comments
-    from service.comments import parse_comment
     from service.resources import EXTENSION, Resources
-    from service.scoring import score_comments
-    from service.store import CheckRecord, new_guid
+    from service.scoring.verdicts import score_comments
+    from service.store.db import CheckRecord, new_guid
     from training.features import Comment
 
     tmp = Path(tempfile.mkdtemp(prefix="commentmod-profile-"))

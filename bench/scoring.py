@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import time
 from collections.abc import Callable
 
-from service.lean import LeanScorer, compile_pipeline
+from service.registry.lean import LeanScorer, compile_pipeline
 from training.datasets import shipped_youtube
 from training.features import Comment
 from training.train import build_pipeline
@@ -71,8 +71,8 @@ def main() -> None:
         ("lean, + contributions folded into words", per_item_us(lean_folded(lean), len(comments))),
         ("  the same, no word memo", per_item_us(lean_folded(cold), len(comments))),
     ]
-    from service.model import Scorer
-    from service.registry import LoadedModel
+    from service.registry.versions import LoadedModel
+    from service.scoring.model import Scorer
 
     thresholds = {"unsure": 0.3, "spam": 0.5, "discard": 1.0}
     scorer = Scorer(LoadedModel("bench", "spam", pipe, {"thresholds": thresholds}))

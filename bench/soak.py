@@ -8,7 +8,7 @@ It starts its own gunicorn server (``commentmod serve``), redis-server and (with
 alternate every ``--fault-interval`` seconds: Redis SIGKILLed then restarted
 ``--redis-down`` seconds later, a gunicorn worker SIGKILLed. Labels go through
 ``POST /api/v1/feedback`` when the server has it, else straight through
-``service.checking.record_feedback`` on the same database (the foundation has no
+``service.api.checking.record_feedback`` on the same database (the foundation has no
 feedback endpoint yet). At the end every acknowledged label is looked up.
 """
 
@@ -32,8 +32,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 from procs import RedisServer, Server, post_json, start_server  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 
-from service import migrate, schema  # noqa: E402
-from service.store import Store, engine_for  # noqa: E402
+from service.store import migrate, schema  # noqa: E402
+from service.store.db import Store, engine_for  # noqa: E402
 
 WORDS = (
     "council", "budget", "vote", "article", "thanks", "reporting", "school", "road", "rates",
@@ -126,7 +126,7 @@ def direct_resources(db_url: str) -> Any:
 
 
 def direct_label(res: Any, label: str, content: str) -> tuple[int, Any]:
-    from service.checking import record_feedback
+    from service.api.checking import record_feedback
     from service.errors import StorageError
     from training.features import Comment
 

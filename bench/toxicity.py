@@ -18,8 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from service.registry import Registry
-from service.toxicity import load_toxicity_scorer
+from service.registry.versions import Registry
+from service.scoring.toxicity import load_toxicity_scorer
 from training.toxicity import default_data_dir, evaluate, format_evaluation
 
 

@@ -75,7 +75,7 @@ def chunks(n: int, size: int = 20_000) -> Iterator[list[object]]:
 
 
 def run_one(n: int, out_of_core_from: int = OUT_OF_CORE_FROM) -> dict[str, object]:
-    from service.registry import Registry
+    from service.registry.versions import Registry
     from training.retrain import retrain, train_out_of_core
 
     started = time.perf_counter()

@@ -11,33 +11,23 @@ from typing import Any
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
 
-from service import (
-    akismet,
-    api,
-    auth,
-    cache,
-    coral,
-    health,
-    limits,
-    logs,
-    metrics,
-    migrate,
-    models_web,
-    moderation_api,
-    moderation_views,
-    openapi,
-    perspective,
-    rules_api,
-    writebehind,
-)
+from service import health, logs, metrics
+from service.api import akismet, auth, coral, limits, openapi, perspective
+from service.api import check as api
+from service.api import models as models_web
+from service.api import rules as rules_api
+from service.api.jsonfast import OrjsonProvider
+from service.cache import verdict_cache as cache
 from service.config import Settings, load_settings
-from service.errors import AuthenticationError, CommentmodError, RateLimited
-from service.jsonfast import OrjsonProvider
-from service.model import ModelHolder
+from service.errors import CommentmodError, error_response
+from service.moderation import api as moderation_api
+from service.moderation import views as moderation_views
+from service.registry.shared import make_registry
 from service.resources import EXTENSION, Resources
+from service.scoring.model import ModelHolder
 from service.sessions import LazyCookieSessionInterface
-from service.shared_registry import make_registry
-from service.store import Store, engine_for
+from service.store import migrate, writebehind
+from service.store.db import Store, engine_for
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +53,7 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     """Build the app. ``config`` overrides settings (a mapping) or replaces them."""
     settings = config if isinstance(config, Settings) else load_settings(config)
     logs.configure(settings.log_level)
-    app = Flask(__name__)
+    app = Flask(__name__, static_folder="moderation/static")
     app.config.update(
         SECRET_KEY=settings.secret_key,
         MAX_CONTENT_LENGTH=settings.max_request_bytes,
@@ -118,7 +108,7 @@ def after_fork(app: Flask) -> None:
     """
     res: Resources = app.extensions[EXTENSION]
     res.store.engine.dispose(close=False)
-    for hook in res.extras.get("after_fork", []):
+    for hook in res.after_fork:
         hook()
     if res.models.loaded:
         metrics.MODEL_INFO.labels("spam", res.models.scorer().version).set(1)
@@ -131,19 +121,6 @@ def _model_metric(family: str) -> Any:
         metrics.MODEL_INFO.labels(family, version).set(1)
 
     return swap
-
-
-def error_response(exc: CommentmodError) -> Response:
-    from flask import current_app
-
-    response = current_app.response_class(
-        current_app.json.dumps(exc.to_dict()), status=exc.status, mimetype="application/json"
-    )
-    if isinstance(exc, RateLimited):
-        response.headers["Retry-After"] = str(exc.retry_after)
-    if isinstance(exc, AuthenticationError):
-        response.headers["WWW-Authenticate"] = 'Bearer realm="commentmod"'  # RFC 6750
-    return response
 
 
 def register_error_handlers(app: Flask) -> None:

@@ -1,14 +1,18 @@
 """One exception hierarchy for the project, each error knowing its HTTP form.
 
-Domain code raises these; :func:`register_error_handlers` maps them (and
-Werkzeug's own HTTP errors) to ``{"error": {"code", "message"}}`` once. Blueprints
+Domain code raises these; ``service.app.register_error_handlers`` maps them (and
+Werkzeug's own HTTP errors) to ``{"error": {"code", "message"}}`` once,
+through :func:`error_response`. Blueprints
 that speak another wire protocol (Akismet, Perspective) register their own
 handler for :class:`CommentmodError` and render the same exceptions their way.
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from flask import Response
 
 
 class CommentmodError(Exception):
@@ -118,3 +122,21 @@ class StorageError(ServiceUnavailable):
     """The database could not commit: the write was not acknowledged."""
 
     code = "storage_unavailable"
+
+
+def error_response(exc: CommentmodError) -> Response:
+    """The JSON answer for ``exc``, with the headers its status calls for.
+
+    The app's error handler and the rate limiter's breach handler both answer
+    through this, so an error looks the same whichever layer raised it.
+    """
+    from flask import current_app
+
+    response: Response = current_app.response_class(
+        current_app.json.dumps(exc.to_dict()), status=exc.status, mimetype="application/json"
+    )
+    if isinstance(exc, RateLimited):
+        response.headers["Retry-After"] = str(exc.retry_after)
+    if isinstance(exc, AuthenticationError):
+        response.headers["WWW-Authenticate"] = 'Bearer realm="commentmod"'  # RFC 6750
+    return response

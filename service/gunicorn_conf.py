@@ -86,7 +86,7 @@ def post_fork(server: Any, worker: Any) -> None:
 
 def worker_exit(server: Any, worker: Any) -> None:
     from service.resources import EXTENSION
-    from service.writebehind import stop
+    from service.store.writebehind import stop
     from service.wsgi import app
 
     stop(app.extensions[EXTENSION])  # checks still queued are written before the worker goes

@@ -32,7 +32,7 @@ def readyz() -> tuple[Response, int]:
         checks["storage"] = {"ok": True}
     except CommentmodError as exc:
         checks["storage"] = {"ok": False, "error": exc.message}
-    for name, probe in res.extras.get("readiness", {}).items():
+    for name, probe in res.readiness.items():
         checks[name] = probe()
     ready = all(bool(c.get("ok")) for c in checks.values() if c.get("required", True))
     return jsonify(status="ready" if ready else "not ready", checks=checks), 200 if ready else 503

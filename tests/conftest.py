@@ -23,10 +23,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text
 
-from service import migrate, schema
 from service.app import create_app
-from service.registry import Registry
-from service.store import Store, engine_for
+from service.registry.versions import Registry
+from service.store import migrate, schema
+from service.store.db import Store, engine_for
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN_URL = os.environ.get("COMMENTMOD_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")

@@ -7,8 +7,8 @@ from typing import Any
 
 from sqlalchemy import update
 
-from service import schema
-from service.store import CheckRecord, Store, new_guid
+from service.store import schema
+from service.store.db import CheckRecord, Store, new_guid
 
 PASSWORD = "correct horse battery"
 

@@ -15,7 +15,7 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from service.resources import EXTENSION
-from service.store import Store
+from service.store.db import Store
 
 SPAM = "Check out my channel and SUBSCRIBE!!! http://bit.ly/free-money win an iPhone"
 HAM = "The council should publish the budget before the vote, not after. Good reporting."
@@ -231,7 +231,7 @@ def test_over_long_fields_are_cut_and_over_large_bodies_refused(
 
 
 def test_unsure_answer_follows_the_setting(make_app: Callable[..., Flask]) -> None:
-    from service.scoring import Verdict
+    from service.scoring.verdicts import Verdict
 
     for unsure_is_spam, body in ((True, b"true"), (False, b"false")):
         app = make_app(akismet_unsure_is_spam=unsure_is_spam)

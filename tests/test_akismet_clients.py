@@ -23,8 +23,8 @@ import pykismet3
 import pytest
 from conftest import free_port, wait_for_http
 
-from service import migrate
-from service.store import Store, engine_for
+from service.store import migrate
+from service.store.db import Store, engine_for
 
 pytestmark = pytest.mark.slow
 

@@ -11,10 +11,10 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from service import migrate
-from service.auth import KeyCache, form_key, host_key, key_info
+from service.api.auth import KeyCache, form_key, host_key, key_info
 from service.resources import EXTENSION
-from service.store import KEY_ALPHABET, KEY_LENGTH, Store, engine_for
+from service.store import migrate
+from service.store.db import KEY_ALPHABET, KEY_LENGTH, Store, engine_for
 
 HAM = "The council should publish the budget before the vote, not after. Good reporting."
 SPAM = "Check out my channel and SUBSCRIBE!!! http://bit.ly/free-money win an iPhone"

@@ -15,8 +15,8 @@ import redis
 from flask import Flask
 from flask.testing import FlaskClient
 
-from service import cache as cache_mod
-from service.checking import record_feedback
+from service.api.checking import record_feedback
+from service.cache import verdict_cache as cache_mod
 from service.resources import EXTENSION, Resources
 from tests.conftest import RedisServer
 from training.features import MODEL_FIELDS, SIGNAL_INDEX, SIGNALS, Comment
@@ -41,8 +41,7 @@ def check(client: FlaskClient, content: str, **fields: str) -> dict[str, Any]:
 def stored_comments(app: Flask) -> int:
     from sqlalchemy import func, select
 
-    from service import schema
-
+    from service.store import schema
     return int(res_of(app).store.read(
         lambda c: c.execute(select(func.count()).select_from(schema.comments)).scalar_one()
     ))
@@ -122,7 +121,7 @@ def test_local_tier_is_bounded(make_app: Callable[..., Flask]) -> None:
     client = app.test_client()
     for i in range(10):
         check(client, f"{HAM} number {i}")
-    assert len(res_of(app).extras["cache"].local) == 3
+    assert len(res_of(app).cache.local) == 3
 
 
 def test_ttl_zero_turns_the_cache_off(make_app: Callable[..., Flask]) -> None:
@@ -177,8 +176,8 @@ def test_deferred_verdicts_ride_the_next_round_trip(make_app: Callable[..., Flas
     """With a background writer a new verdict is not a round trip of its own: it goes
     with this worker's next lookup, or the writer's next tick."""
     app_a = make_app(redis_url=redis_url)
-    cache_a = res_of(app_a).extras["cache"]
-    cache_a.defer_remote = True  # as when service/writebehind.py runs (not under testing)
+    cache_a = res_of(app_a).cache
+    cache_a.defer_remote = True  # as when service/store/writebehind.py runs (not under testing)
     worker_a, worker_b = app_a.test_client(), make_app(redis_url=redis_url).test_client()
     r = redis.Redis.from_url(redis_url)
     assert check(worker_a, SPAM)["cached"] is False
@@ -194,7 +193,7 @@ def test_deferred_verdicts_ride_the_next_round_trip(make_app: Callable[..., Flas
 def test_the_writer_tick_flushes_deferred_verdicts(make_app: Callable[..., Flask],
                                                    redis_url: str) -> None:
     app = make_app(redis_url=redis_url, env="development", write_behind_interval_seconds=0.05)
-    cache = res_of(app).extras["cache"]
+    cache = res_of(app).cache
     assert cache.defer_remote is True
     check(app.test_client(), SPAM)
     r = redis.Redis.from_url(redis_url)
@@ -202,7 +201,7 @@ def test_the_writer_tick_flushes_deferred_verdicts(make_app: Callable[..., Flask
     while not r.keys("commentmod:verdict:*") and time.monotonic() < deadline:
         time.sleep(0.05)
     assert len(r.keys("commentmod:verdict:*")) == 1
-    res_of(app).extras["write_behind"].stop()
+    res_of(app).write_behind.stop()
 
 
 def test_feedback_invalidates_in_every_worker(make_app: Callable[..., Flask],
@@ -292,7 +291,7 @@ def test_killed_redis_every_request_still_answered(
     assert redis.Redis.from_url(server.url).keys("commentmod:verdict:*")
     other_worker = make_app(redis_url=server.url).test_client()
     assert check(other_worker, "a comment scored after Redis came back")["cached"] is True
-    assert not res_of(app).extras["redis"].down
+    assert not res_of(app).redis.down
 
 
 def test_hung_redis_costs_at_most_the_bound(

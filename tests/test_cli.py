@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from service.cli import main
-from service.registry import LEAN, METADATA, Registry
+from service.cli.main import main
+from service.registry.versions import LEAN, METADATA, Registry
 
 
 @pytest.fixture

@@ -17,10 +17,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from service import coral
-from service import schema as t
+from service.api import coral
 from service.resources import EXTENSION
-from service.store import Store
+from service.store import schema as t
+from service.store.db import Store
 
 SECRET = "ssc_first-secret-0123456789abcdef"
 TENANT = "tenant-7f3a"
@@ -176,8 +176,7 @@ def test_empty_comment_passes(client: FlaskClient, store: Store) -> None:
 
 def test_cli_manages_secrets_and_policy(app: Flask, sqlite_url: str, tmp_path: Path,
                                         model_dir: Path) -> None:
-    from service.cli import main
-
+    from service.cli.main import main
     env = {"COMMENTMOD_DATABASE_URL": sqlite_url, "COMMENTMOD_DATA_DIR": str(tmp_path / "var"),
            "COMMENTMOD_MODEL_DIR": str(model_dir), "COMMENTMOD_LOG_LEVEL": "WARNING"}
     runner = CliRunner()
@@ -206,8 +205,8 @@ def test_cli_manages_secrets_and_policy(app: Flask, sqlite_url: str, tmp_path: P
 
 
 def test_secrets_on_both_databases(db_url: str) -> None:
-    from service import migrate
-    from service.store import engine_for
+    from service.store import migrate
+    from service.store.db import engine_for
 
     s = Store(engine_for(db_url))
     migrate.upgrade(s.engine)

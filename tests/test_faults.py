@@ -22,12 +22,12 @@ from procs import PgCluster, RedisServer, Server, post_json, start_server, wait_
 from sqlalchemy import select
 
 import service
-from service import migrate, schema
-from service.checking import record_feedback
+from service.api.checking import record_feedback
 from service.errors import StorageError
-from service.registry import ARTIFACT, METADATA, Registry, sha256_file
+from service.registry.versions import ARTIFACT, METADATA, Registry, sha256_file
 from service.resources import EXTENSION, Resources
-from service.store import Store, engine_for
+from service.store import migrate, schema
+from service.store.db import Store, engine_for
 from training.features import Comment
 
 pytestmark = pytest.mark.slow
@@ -328,9 +328,9 @@ def test_worker_killed_mid_request_is_replaced_and_nothing_is_lost(served: Serve
 
 def test_redis_killed_and_restarted_under_load_no_5xx(model_dir: Path, tmp_path: Path) -> None:
     # Not importlib.util.find_spec: the shared venv's editable-install finder would
-    # find /work/main's service/cache.py for a worktree that has none.
+    # find /work/main's service/cache/verdict_cache.py for a worktree that has none.
     if not (Path(service.__file__).parent / "cache.py").is_file():
-        pytest.skip("no Redis cache on this branch (service/cache.py)")
+        pytest.skip("no Redis cache on this branch (service/cache/verdict_cache.py)")
     redis_server = RedisServer(tmp_path / "redis")
     redis_server.start()
     server = start_server(tmp_path, {"COMMENTMOD_MODEL_DIR": str(model_dir),

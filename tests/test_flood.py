@@ -10,7 +10,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from service import flood
+from service.cache import flood
 
 # A substantial text a spammer would paste under many articles (no obvious spam words,
 # so that without the flood it is not spam).

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from service import migrate, moderators
-from service.store import Store, engine_for
+from service.moderation import moderators
+from service.store import migrate
+from service.store.db import Store, engine_for
 
 CHECKS = (
     "not_a_server_error,response_schema_conformance,"

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from service import migrate
-from service.model import load_scorer
-from service.registry import Registry
-from service.store import Store, engine_for
+from service.registry.versions import Registry
+from service.scoring.model import load_scorer
+from service.store import migrate
+from service.store.db import Store, engine_for
 from training.datasets import YOUTUBE_DIR, Example
 from training.features import Comment
 from training.gate import TOLERANCE, decide_gate, diff_models, evaluation_rows, split_recent

@@ -42,7 +42,7 @@ def test_readyz_is_503_when_the_database_is_unreachable(make_app: Callable[..., 
                                                          tmp_path: Path) -> None:
     app = make_app(env="testing")
     from service.resources import EXTENSION
-    from service.store import engine_for
+    from service.store.db import engine_for
 
     app.extensions[EXTENSION].store.engine = engine_for(
         "postgresql://postgres@127.0.0.1:1/none")

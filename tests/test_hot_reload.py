@@ -3,7 +3,7 @@ running gunicorn (2 workers) switch model without a failed request, roll back.
 
 Once with Redis pub/sub (polling effectively off: an hour), once with pointer
 polling alone. The labels are written with ``Store.feedback`` (the path
-``service.checking.record_feedback`` takes), addressed by the guids the
+``service.api.checking.record_feedback`` takes), addressed by the guids the
 running server answered with: POST /api/v1/feedback is another branch's.
 """
 
@@ -24,9 +24,9 @@ from typing import Any
 
 import pytest
 
-from service import migrate
-from service.registry import Registry
-from service.store import Store, engine_for
+from service.registry.versions import Registry
+from service.store import migrate
+from service.store.db import Store, engine_for
 from training.datasets import YOUTUBE_DIR
 from training.retrain import retrain
 

@@ -8,7 +8,7 @@ from flask.testing import FlaskClient
 
 from service.errors import ValidationError
 from service.resources import EXTENSION
-from service.store import site_key
+from service.store.db import site_key
 
 
 @pytest.mark.parametrize("url", ["a:xyz", "news.example:99999999"])

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from service.cli import main
-from service.store import Store, engine_for
+from service.cli.main import main
+from service.store.db import Store, engine_for
 
 
 @pytest.fixture

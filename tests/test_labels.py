@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 from sqlalchemy import insert, update
 
-from service import schema as t
-from service.store import Store, value_hash
+from service.store import schema as t
+from service.store.db import Store, value_hash
 from training.labels import count_labels, iter_label_chunks, read_labels
 
 

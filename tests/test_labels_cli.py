@@ -10,9 +10,9 @@ import pytest
 from click.testing import CliRunner, Result
 from moderation_helpers import PASSWORD, add_comment, comment_id
 
-from service import moderators as mods
-from service.cli import main
-from service.store import Store, engine_for
+from service.cli.main import main
+from service.moderation import moderators as mods
+from service.store.db import Store, engine_for
 
 
 @pytest.fixture
@@ -161,7 +161,7 @@ def test_export_round_trips(cli, db: Store, tmp_path: Path, fmt: str) -> None:  
 def test_privacy_commands(cli, db: Store) -> None:  # type: ignore[no-untyped-def]
     from datetime import timedelta
 
-    from service.store import now
+    from service.store.db import now
 
     add_comment(db, "old", received_at=now() - timedelta(days=400))
     r = cli("privacy", "purge", "--dry-run")

@@ -10,9 +10,9 @@ import orjson
 import pytest
 from sklearn.pipeline import Pipeline
 
-from service.lean import LeanScorer, compile_pipeline, sigmoid
-from service.model import Scorer
-from service.registry import Registry
+from service.registry.lean import LeanScorer, compile_pipeline, sigmoid
+from service.registry.versions import Registry
+from service.scoring.model import Scorer
 from training.datasets import shipped_base, shipped_youtube
 from training.features import Comment, char_wb_ngrams, describe_feature, model_text
 

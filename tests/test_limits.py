@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 from flask import Flask
 
-from service import limits
+from service.api import limits
 from service.errors import ConfigurationError
 from tests.conftest import RedisServer
 

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from service.model_notify import Subscriber, publish
+from service.registry.notify import Subscriber, publish
 
 
 @pytest.mark.redis

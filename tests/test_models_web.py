@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from flask.testing import FlaskClient
 
-from service.registry import Registry
+from service.registry.versions import Registry
 
 
 @pytest.mark.parametrize(

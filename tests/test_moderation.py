@@ -14,10 +14,9 @@ from flask.testing import FlaskClient
 from moderation_helpers import PASSWORD, add_comment, comment_id
 from sqlalchemy import update
 
-from service import moderators as mods
-from service import schema
 from service.errors import NotFound, PermissionDenied, ValidationError
-from service.moderation import (
+from service.moderation import moderators as mods
+from service.moderation.queue import (
     LabelRequest,
     QueueFilter,
     label_comments,
@@ -26,6 +25,7 @@ from service.moderation import (
     toxicity_view,
 )
 from service.resources import EXTENSION, Resources
+from service.store import schema
 
 XSS = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">'
 
@@ -155,7 +155,7 @@ def test_moderator_sees_and_labels_only_assigned_sites(mapp: Flask) -> None:
 def test_labels_are_moderator_labels_audited_and_tell_listeners(mapp: Flask) -> None:
     res = res_of(mapp)
     heard: list[int] = []
-    res.extras.setdefault("on_feedback", []).append(lambda cid, _c: heard.append(cid))
+    res.on_feedback.append(lambda cid, _c: heard.append(cid))
     guid = add_comment(res.store, "label me")
     alice = mods.by_name(res.store, "alice")
     [done] = label_comments(res, alice, [LabelRequest.parse(guid, "ham")])

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from moderation_helpers import PASSWORD, add_comment, comment_id
 
-from service import migrate
-from service import moderators as mods
-from service.store import Store, engine_for
+from service.moderation import moderators as mods
+from service.store import migrate
+from service.store.db import Store, engine_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from moderation_helpers import PASSWORD
 
-from service import moderators as mods
 from service.config import load_settings
 from service.errors import ConfigurationError, Conflict, NotFound, ValidationError
-from service.store import Store
+from service.moderation import moderators as mods
+from service.store.db import Store
 
 FAST = mods.FAST
 

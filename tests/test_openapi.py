@@ -9,7 +9,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from openapi_spec_validator import validate
 
-from service.openapi import document
+from service.api.openapi import document
 from service.resources import EXTENSION
 
 IGNORED_METHODS = {"HEAD", "OPTIONS"}

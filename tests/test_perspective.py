@@ -14,8 +14,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from service import schema as t
 from service.resources import EXTENSION
+from service.store import schema as t
 
 TOXIC = "You are a stupid idiot and everyone hates you."
 KIND = "Thank you for the careful reporting on the council budget."
@@ -276,7 +276,7 @@ def test_googles_python_client_against_served_instance(
 ) -> None:
     from googleapiclient.errors import HttpError
 
-    from service.store import Store, engine_for
+    from service.store.db import Store, engine_for
 
     base = serve(workers=1)
     store = Store(engine_for(sqlite_url))

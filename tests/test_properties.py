@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from werkzeug.exceptions import HTTPException
 
-from service.comments import parse_comment
+from service.api.comments import parse_comment
 from service.config import load_settings
 from service.errors import ValidationError
 from training.features import (

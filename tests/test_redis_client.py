@@ -13,7 +13,7 @@ import redis
 from redis.connection import SSLConnection
 
 from service import metrics
-from service.redis_client import RedisGate, make_client
+from service.cache.redis_client import RedisGate, make_client
 from tests.conftest import RedisServer, free_port
 
 TIMEOUT = 0.05
@@ -68,7 +68,7 @@ def test_password_protected_server(redis_server: Callable[..., RedisServer]) -> 
 def test_dead_redis_costs_one_failure_then_nothing(caplog: pytest.LogCaptureFixture) -> None:
     gate = RedisGate(f"redis://127.0.0.1:{free_port()}/0", timeout=TIMEOUT, retry_after=60)
     skipped = errors("skipped")
-    with caplog.at_level(logging.WARNING, logger="service.redis_client"):
+    with caplog.at_level(logging.WARNING, logger="service.cache.redis_client"):
         started = time.perf_counter()
         assert gate.call(lambda c: c.ping(), op="t") is None
         assert time.perf_counter() - started < BOUND
@@ -99,7 +99,7 @@ def test_breaker_notices_redis_coming_back(
     assert gate.call(lambda c: c.ping(), op="t") is True
     port = server.port
     server.stop()
-    with caplog.at_level(logging.WARNING, logger="service.redis_client"):
+    with caplog.at_level(logging.WARNING, logger="service.cache.redis_client"):
         for _ in range(5):
             assert gate.call(lambda c: c.ping(), op="t") is None
         assert gate.down

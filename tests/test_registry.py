@@ -10,8 +10,7 @@ import pytest
 from procs import app_process_modules
 
 from service.errors import ModelError, ModelIntegrityError, NotFound
-from service.model import ModelHolder, Scorer, load_scorer
-from service.registry import (
+from service.registry.versions import (
     ARTIFACT,
     LEAN,
     METADATA,
@@ -19,6 +18,7 @@ from service.registry import (
     library_versions,
     sha256_file,
 )
+from service.scoring.model import ModelHolder, Scorer, load_scorer
 from training.text import Comment
 
 

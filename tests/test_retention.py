@@ -7,9 +7,9 @@ from datetime import timedelta
 import pytest
 from moderation_helpers import add_comment, comment_id
 
-from service import retention
 from service.errors import ValidationError
-from service.store import Store, now
+from service.store import retention
+from service.store.db import Store, now
 
 
 def test_purge_empties_old_unlabelled_bodies_only(store: Store) -> None:

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from service import migrate
-from service.cli import main
-from service.registry import Registry
-from service.store import Store, engine_for
+from service.cli.main import main
+from service.registry.versions import Registry
+from service.store import migrate
+from service.store.db import Store, engine_for
 
 
 @pytest.fixture

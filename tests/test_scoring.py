@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from service.model import load_scorer
-from service.registry import Registry
-from service.scoring import Verdict, decide, score_comments
+from service.registry.versions import Registry
+from service.scoring.model import load_scorer
+from service.scoring.verdicts import Verdict, decide, score_comments
 from training.features import Comment
 
 LIMITS = {"unsure": 0.2, "spam": 0.6, "discard": 0.95}

@@ -7,10 +7,10 @@ from pathlib import Path
 from flask import Flask
 from sqlalchemy import func, select
 
-from service import schema as t
-from service.registry import Registry
+from service.registry.versions import Registry
 from service.resources import EXTENSION, Resources
-from service.shadow import set_shadow, shadow_report, shadow_version
+from service.scoring.shadow import set_shadow, shadow_report, shadow_version
+from service.store import schema as t
 from training.train import build_pipeline
 
 SPAM = "Check out my channel and SUBSCRIBE!!! http://bit.ly/free-money win an iPhone"

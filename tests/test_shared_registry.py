@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
-from service import schema as t
 from service.errors import ModelIntegrityError, NotFound
-from service.model import ModelHolder
-from service.registry import METADATA, Registry, promotion_stack
-from service.shared_registry import SharedRegistry, make_registry
-from service.store import Store
+from service.registry.shared import SharedRegistry, make_registry
+from service.registry.versions import METADATA, Registry, promotion_stack
+from service.scoring.model import ModelHolder
+from service.store import schema as t
+from service.store.db import Store
 from training.train import build_pipeline
 
 SPAMMY = ["subscribe to my channel http://bit.ly/x", "free money click here www.win.com",

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from flask import Flask
 
 from service.errors import Conflict, NotFound, ValidationError
-from service.site_rules import (
+from service.scoring.site_rules import (
     Entry,
     RuleSet,
     add_rule,
@@ -18,7 +18,7 @@ from service.site_rules import (
     normalise_value,
     remove_rule,
 )
-from service.store import Store
+from service.store.db import Store
 from training.features import Comment
 
 
@@ -240,8 +240,7 @@ def test_rules_api_needs_a_key_when_auth_is_required(make_app: Callable[..., Fla
 
 
 def test_cli_add_list_remove(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from service.cli import main
-
+    from service.cli.main import main
     monkeypatch.setenv("COMMENTMOD_DATA_DIR", str(tmp_path / "var"))
     monkeypatch.setenv("COMMENTMOD_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.sqlite3'}")
     runner = CliRunner()

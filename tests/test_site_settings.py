@@ -7,11 +7,11 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from service.checking import check_comments
+from service.api.checking import check_comments
 from service.errors import ValidationError
 from service.resources import EXTENSION, Resources
-from service.site_settings import SiteSettingsCache, merged_thresholds, validate_thresholds
-from service.store import Store
+from service.store.db import Store
+from service.store.site_settings import SiteSettingsCache, merged_thresholds, validate_thresholds
 from training.features import Comment
 
 HAM = "The council should publish the budget before the vote, not after. Good reporting."

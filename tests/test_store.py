@@ -10,9 +10,9 @@ from alembic.runtime.migration import MigrationContext
 from moderation_helpers import add_comment, comment_id
 from procs import app_process_modules
 
-from service import migrate, schema
 from service.errors import NotFound, ValidationError
-from service.store import Store, engine_for, site_key
+from service.store import migrate, schema
+from service.store.db import Store, engine_for, site_key
 
 
 @pytest.mark.parametrize(

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from service import toxicity
 from service.errors import ModelError
-from service.registry import Registry
+from service.registry.versions import Registry
+from service.scoring import toxicity
 from training.features import CommentFeatures, MaskedMultiOutput, token_contributions, utf16_offsets
 from training.toxicity import span_f1, toxic_offsets
 

@@ -21,13 +21,13 @@ from flask import Flask
 from prometheus_client import REGISTRY
 from sqlalchemy import func, select
 
-from service import schema as t
-from service.checking import record_feedback
+from service.api.checking import record_feedback
 from service.config import load_settings
 from service.errors import ConfigurationError
 from service.resources import EXTENSION, Resources
-from service.store import CheckRecord, Store, engine_for, new_guid
-from service.writebehind import WriteBehind
+from service.store import schema as t
+from service.store.db import CheckRecord, Store, engine_for, new_guid
+from service.store.writebehind import WriteBehind
 from tests.conftest import free_port, wait_for_http
 
 SLOW = 60.0  # an interval no test waits for: only submit/flush/stop write
@@ -111,10 +111,8 @@ def dev_app(make_app: Callable[..., Flask], **overrides: Any) -> Flask:
 
 
 def test_testing_env_and_zero_queue_write_in_the_request(make_app: Callable[..., Flask]) -> None:
-    assert "write_behind" not in make_app().extensions[EXTENSION].extras
-    assert "write_behind" not in dev_app(make_app, write_behind_queue=0).extensions[
-        EXTENSION
-    ].extras
+    assert make_app().extensions[EXTENSION].write_behind is None
+    assert dev_app(make_app, write_behind_queue=0).extensions[EXTENSION].write_behind is None
 
 
 def test_checks_are_answered_before_they_are_written(make_app: Callable[..., Flask]) -> None:
@@ -123,8 +121,8 @@ def test_checks_are_answered_before_they_are_written(make_app: Callable[..., Fla
     client = app.test_client()
     r = client.post("/api/v1/check/batch", json={"comments": [{"content": "a"}, {"content": "b"}]})
     assert r.status_code == 200
-    assert stored(res.store) == 0 and len(res.extras["write_behind"]) == 2
-    res.extras["write_behind"].stop()
+    assert stored(res.store) == 0 and len(res.write_behind) == 2
+    res.write_behind.stop()
     assert stored(res.store) == 2
 
 
@@ -139,7 +137,7 @@ def test_labels_stay_synchronous_and_find_a_queued_check(make_app: Callable[...,
     assert res.store.comment(comment_id)["guid"] == guid
     assert res.store.latest_label(comment_id) == "spam"
     assert stored(res.store) == 1
-    res.extras["write_behind"].stop()
+    res.write_behind.stop()
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,7 @@
 :class:`CommentFeatures` (spam) and :class:`MaskedMultiOutput` (toxicity) read
 comments with the functions of :mod:`training.text`, which this module
 re-exports, so serving and training cannot drift. The web service imports this
-module only to load a model that has no compiled form (service/lean.py). Keep it
+module only to load a model that has no compiled form (service/registry/lean.py). Keep it
 free of Flask and of training-only dependencies.
 """
 

@@ -21,8 +21,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from service.model import Scorer
-from service.scoring import decide
+from service.scoring.model import Scorer
+from service.scoring.verdicts import decide
 from training.datasets import Example, deduplicate, holdout_split
 from training.evaluate import metrics
 from training.labels import StoredLabel

@@ -22,8 +22,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Select, false, func, select
 
-from service import schema as t
-from service.store import COMMENT_COLUMNS, Store, value_hash
+from service.store import schema as t
+from service.store.db import COMMENT_COLUMNS, Store, value_hash
 from training.datasets import Example
 from training.features import Comment
 

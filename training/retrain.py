@@ -31,8 +31,8 @@ from sklearn.pipeline import Pipeline
 from tqdm import tqdm
 
 from service.errors import ModelError
-from service.registry import Registry
-from service.store import Store
+from service.registry.versions import Registry
+from service.store.db import Store
 from training.datasets import Example, data_fingerprint, read_dataset, shipped_base
 from training.evaluate import choose_thresholds
 from training.gate import (

@@ -1,7 +1,7 @@
 """The comment record, text normalisation, hand-made signals and explanations.
 
 Pure Python, no scikit-learn: the web service scores and explains comments with
-these functions and a compiled model (service/lean.py) without importing
+these functions and a compiled model (service/registry/lean.py) without importing
 scikit-learn, which alone would add about 70 MB to every worker.
 :mod:`training.features` builds the scikit-learn transformer on top of them, so
 serving and training read comments the same way.
@@ -375,7 +375,7 @@ def char_wb_ngrams(word: str, ngram_range: tuple[int, int]) -> list[str]:
 
     scikit-learn's own while loop: on CPython 3.11 it measured faster than slices
     in a comprehension (24 vs 30-34 us per 12 words), so serving saves by calling
-    it less (see service/lean.py), not by rewriting it.
+    it less (see service/registry/lean.py), not by rewriting it.
     """
     padded = f" {word} "
     lo, hi = ngram_range

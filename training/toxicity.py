@@ -47,7 +47,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import Pipeline
 
-from service.registry import Registry
+from service.registry.versions import Registry
 from training import identity
 from training.datasets import SHIPPED_DATA
 from training.features import (
@@ -535,8 +535,7 @@ def labelled_rows(store: Any) -> list[Row]:
     and attribute wins; a label ``toxic`` or a score >= 0.5 counts as positive."""
     from sqlalchemy import select
 
-    from service import schema as t
-
+    from service.store import schema as t
     q = (
         select(t.labels.c.comment_id, t.labels.c.attribute, t.labels.c.label,
                t.labels.c.score, t.comments.c.content)

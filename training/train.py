@@ -19,7 +19,7 @@ from typing import Any
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
-from service.registry import Registry
+from service.registry.versions import Registry
 from training.datasets import (
     DatasetError,
     Example,

@@ -1,0 +1,133 @@
+"""The check flow shared by the JSON API and the wire-compatible endpoints:
+score, record, count. Storage failures never cost a site its verdict.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from service import metrics
+from service.api.comments import comment_fields
+from service.errors import StorageError
+from service.resources import Resources
+from service.scoring.site_rules import site_ruleset
+from service.scoring.verdicts import DEFAULT_RULES, Outcome, Rule, score_comments
+from service.store.db import CheckRecord, new_guid
+from training.text import Comment
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CheckResult:
+    guid: str
+    outcome: Outcome
+    cached: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.outcome.to_dict(), "guid": self.guid, "cached": self.cached}
+
+
+def check_comments(
+    res: Resources,
+    comments: list[Comment],
+    *,
+    site_id: int | None,
+    source: str,
+    is_test: bool = False,
+    store: bool = True,
+    toxicity: list[dict[str, Any] | None] | None = None,
+) -> list[CheckResult]:
+    """Score ``comments`` and record each check (unless ``store`` is false)."""
+    scorer = res.models.scorer()
+    ruleset = site_ruleset(res, site_id)
+    rules: tuple[Rule, ...] = DEFAULT_RULES if ruleset is None else (*DEFAULT_RULES, ruleset)
+    site_cache = res.site_settings
+    thresholds = site_cache.thresholds(site_id) if site_cache is not None else None
+    cache = res.cache  # flood counts + verdict cache
+    if cache is not None:
+        # A site's lists and thresholds are part of its verdicts: a change to either is
+        # never answered from a stale cached verdict.
+        context = ""
+        if (ruleset and ruleset.fingerprint) or thresholds:
+            fingerprint = ruleset.fingerprint if ruleset else ""
+            context = f"{site_id}:{fingerprint}:{sorted((thresholds or {}).items())}"
+        scored = cache.score(scorer, comments, context, rules, thresholds)
+    else:
+        scored = [(o, False) for o in score_comments(scorer, comments, rules, thresholds)]
+    results = [CheckResult(new_guid(), o, cached) for o, cached in scored]
+    for r in results:
+        metrics.VERDICTS.labels(r.outcome.verdict.value, source).inc()
+    if store:
+        records = [
+            CheckRecord(
+                guid=r.guid,
+                site_id=site_id,
+                source=source,
+                content=c.content,
+                fields=comment_fields(c),
+                extra=_extra(c),
+                spam_probability=r.outcome.spam_probability,
+                verdict=r.outcome.verdict.value,
+                discard=r.outcome.discard,
+                reasons=[x.to_dict() for x in r.outcome.reasons],
+                model_version=r.outcome.model_version,
+                is_test=is_test,
+                toxicity=toxicity[i] if toxicity else None,
+            )
+            for i, (c, r) in enumerate(zip(comments, results, strict=True))
+        ]
+        writer = res.write_behind
+        if writer is not None:  # recorded off the request path (service/store/writebehind.py)
+            writer.submit(records)
+        else:
+            try:
+                res.store.record_checks(records)
+            except StorageError as exc:
+                metrics.STORE_ERRORS.labels("record_check").inc(len(records))
+                log.warning("store.record_failed", extra={"error": exc.message, "n": len(records)})
+    shadow = res.shadow
+    if shadow is not None:  # a candidate scores the same comments; answers are unchanged
+        # (with write-behind the check is not in the database yet: comment_id stays NULL)
+        shadow.observe(comments, [r.outcome for r in results], [r.guid for r in results], store)
+    return results
+
+
+def _extra(c: Comment) -> dict[str, Any]:
+    extra: dict[str, Any] = dict(c.extra)
+    for name in ("honeypot", "user_role", "article_published_at"):
+        if getattr(c, name):
+            extra[name] = getattr(c, name)
+    return extra
+
+
+def record_feedback(
+    res: Resources,
+    *,
+    label: str,
+    source: str,
+    actor: str,
+    site_id: int | None,
+    guid: str = "",
+    comment: Comment | None = None,
+    is_test: bool = False,
+) -> tuple[int, int]:
+    """Store a spam/ham label from a site or a moderator, then tell the listeners
+    (the verdict cache drops the comment's cached verdict). Returns (comment id, label id).
+
+    A label that cannot be committed raises StorageError: it is never acknowledged.
+    """
+    writer = res.write_behind
+    if writer is not None:
+        writer.flush()  # a label for a check still queued here must find its comment
+    content = comment.content if comment is not None else ""
+    fields = comment_fields(comment) if comment is not None else {}
+    comment_id, label_id = res.store.feedback(
+        label=label, source=source, actor=actor, site_id=site_id, guid=guid,
+        content=content, fields=fields, is_test=is_test,
+    )
+    for listener in res.on_feedback:
+        listener(comment_id, comment)
+    return comment_id, label_id

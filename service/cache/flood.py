@@ -1,0 +1,195 @@
+"""The flood signal: how often the same text (and the same client address) was seen
+recently, across all sites.
+
+Counts are sliding-window estimates from two fixed slots (the current one and
+the one before, weighted by how much of it is still inside the window): Redis
+``INCR`` counters with a TTL when Redis is configured and up, a bounded
+in-process table otherwise (then each worker counts only what it saw).
+
+A frequent *short* reply ("thanks!", "+1", "great article") is not a flood:
+only texts with a link, or of at least ``SUBSTANTIAL_WORDS`` words and
+``SUBSTANTIAL_CHARS`` characters, count towards the model's flood signal, the
+flood rule and the reasons.
+
+The model reads ``Comment.flood_count``; to keep cached verdicts reusable, the
+count is bucketed (:data:`BUCKETS` plus the flood rule's threshold) and the
+model and the rule see the bucket's lower bound,
+so a verdict is a pure function of (fields, model version, bucket).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import threading
+import time
+from bisect import bisect_right
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from service.scoring.model import Reason, Scorer
+from service.scoring.verdicts import Rule, RuleHit
+from training.text import URL_RE, Comment, normalise_text
+
+SUBSTANTIAL_WORDS = 8
+SUBSTANTIAL_CHARS = 40
+# Lower bounds of the flood buckets. The model's flood signal saturates at 51.
+BUCKETS: tuple[int, ...] = (1, 2, 3, 6, 11, 21, 51)
+# Counts below these are not worth a reason.
+TEXT_REASON_MIN = 3
+IP_REASON_MIN = 10
+
+
+@dataclass(frozen=True)
+class FloodCounts:
+    text: int  # same normalised text, all sites, in the window (this one included)
+    ip: int  # comments from the same client address in the window (0: no address)
+    substantial: bool  # whether the text may count as a flood at all
+
+
+def bucket_of(counts: FloodCounts, bounds: tuple[int, ...]) -> int:
+    """Index of the bucket the text count falls in; short replies are always bucket 0."""
+    if not counts.substantial:
+        return 0
+    return max(bisect_right(bounds, counts.text) - 1, 0)
+
+
+def buckets_for(spam_count: int) -> tuple[int, ...]:
+    """The bucket bounds with the flood rule's threshold among them."""
+    extra = {spam_count} if spam_count > 0 else set()
+    return tuple(sorted({*BUCKETS, *extra}))
+
+
+def rule_bounds(spam_count: int) -> tuple[int, ...]:
+    """The buckets when only the flood rule reads the count: below or at its threshold."""
+    return (1, spam_count) if spam_count > 1 else (1,)
+
+
+def model_reads_flood(scorer: Scorer) -> bool:
+    """Whether the model's flood signal has a weight (a linear model trained without
+    flood data has none); unknown model kinds are assumed to read it."""
+    weight = scorer.signal_weight("flood")
+    return weight is None or weight != 0.0
+
+
+@dataclass(frozen=True)
+class FloodKeys:
+    """What the counters of one comment are keyed by (normalised once per check)."""
+
+    text: str  # digest of the normalised text
+    ip: str  # digest of the client address; empty without one
+    substantial: bool
+
+
+def flood_keys(c: Comment) -> FloodKeys:
+    normalised = normalise_text(c.content)
+    return FloodKeys(_digest(normalised), ip_digest(c.user_ip), _substantial(c.content, normalised))
+
+
+def _digest(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()[:32]
+
+
+def text_digest(content: str) -> str:
+    return _digest(normalise_text(content))
+
+
+def ip_digest(ip: str) -> str:
+    return _digest(ip.strip().lower()) if ip.strip() else ""
+
+
+def is_substantial(content: str) -> bool:
+    """Could repeating this text be a flood? Links always; otherwise long texts only."""
+    return _substantial(content, normalise_text(content))
+
+
+def _substantial(content: str, normalised: str) -> bool:
+    if URL_RE.search(content):
+        return True
+    return len(normalised) >= SUBSTANTIAL_CHARS and len(normalised.split()) >= SUBSTANTIAL_WORDS
+
+
+def slot_of(now: float, window: int) -> tuple[int, float]:
+    """The current slot number and how far into it we are (0..1)."""
+    slot = int(now // window)
+    return slot, (now - slot * window) / window
+
+
+def estimate(current: int, previous: int, progress: float) -> int:
+    """Sliding-window estimate: all of this slot, the part of the last one still inside."""
+    return current + math.floor(previous * (1.0 - progress))
+
+
+def describe_window(seconds: int) -> str:
+    if seconds % 3600 == 0:
+        hours = seconds // 3600
+        return "hour" if hours == 1 else f"{hours} hours"
+    if seconds % 60 == 0:
+        minutes = seconds // 60
+        return "minute" if minutes == 1 else f"{minutes} minutes"
+    return f"{seconds} seconds"
+
+
+def flood_reasons(counts: FloodCounts, window: int) -> list[Reason]:
+    """Reasons worth showing a moderator, with the real (not bucketed) counts."""
+    span = describe_window(window)
+    reasons = []
+    if counts.substantial and counts.text >= TEXT_REASON_MIN:
+        reasons.append(
+            Reason(
+                "feature",
+                f"the same text was posted {counts.text} times in the last {span}",
+                "spam",
+                0.0,
+            )
+        )
+    if counts.ip >= IP_REASON_MIN:
+        reasons.append(
+            Reason(
+                "feature",
+                f"{counts.ip} comments came from the same address in the last {span}",
+                "spam",
+                0.0,
+            )
+        )
+    return reasons
+
+
+def flood_rule(spam_count: int, thresholds: dict[str, float]) -> Rule:
+    """Spam (not discarded) once the same substantial text was seen ``spam_count`` times.
+
+    The comment's ``flood_count`` is already zero-or-one for short replies.
+    """
+
+    def rule(c: Comment) -> RuleHit | None:
+        if spam_count <= 0 or c.flood_count < spam_count:
+            return None
+        return RuleHit(
+            "flood",
+            f"the same text was posted at least {spam_count} times recently (flood rule)",
+            thresholds["spam"],
+        )
+
+    return rule
+
+
+class LocalCounters:
+    """The in-process fallback: the same slots, in a dict, bounded."""
+
+    def __init__(self, max_keys: int = 100_000, clock: Callable[[], float] = time.time) -> None:
+        self.max_keys = max_keys
+        self._clock = clock
+        self._counts: dict[tuple[str, int], int] = {}
+        self._lock = threading.Lock()
+
+    def incr(self, key: str, window: int) -> int:
+        slot, progress = slot_of(self._clock(), window)
+        with self._lock:
+            if len(self._counts) >= self.max_keys:
+                self._counts = {k: v for k, v in self._counts.items() if k[1] >= slot - 1}
+                if len(self._counts) >= self.max_keys:
+                    self._counts.clear()
+            current = self._counts.get((key, slot), 0) + 1
+            self._counts[(key, slot)] = current
+            previous = self._counts.get((key, slot - 1), 0)
+        return estimate(current, previous, progress)

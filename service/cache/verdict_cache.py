@@ -1,0 +1,496 @@
+"""The verdict cache: an in-process LRU in front, Redis behind when configured.
+
+Key: a hash of the model version and of exactly what the verdict depends on,
+the comment's :data:`training.features.MODEL_FIELDS` (``created_at`` and
+``article_published_at`` enter only through the one thing features derive from
+them, the fast-reply flag: otherwise every resubmission would miss), plus the
+flood bucket the model saw. A new model version never finds an old verdict.
+
+One Redis round trip per check request does everything a hit needs: one call
+of :data:`LOOKUP_SCRIPT` per comment counts the floods (``INCR``) and reads the
+comment's invalidation generation and the cached verdict of every flood
+bucket. A miss's new verdict is written by a ``SET`` sent in front of the
+worker's next lookup, or by the background writer's next tick (``SET`` right
+away when there is no writer). Redis failing costs no answer
+(service.cache.redis_client): the local tier and local flood counters carry on.
+
+Feedback bumps the comment's generation in Redis (``INCR``): every worker on
+every host compares the generation of its local entry with the one read in the
+same round trip, so the old verdict is gone everywhere at once. Without Redis
+(or while it is down) a worker cannot hear of other workers' feedback; its
+local entries are then trusted for ``cache_local_ttl_seconds`` only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import redis
+
+from service import metrics
+from service.cache import flood, keys
+from service.cache.redis_client import RedisGate, Script
+from service.config import Settings
+from service.resources import Resources
+from service.scoring.model import Reason, Scorer
+from service.scoring.verdicts import DEFAULT_RULES, Outcome, Rule, Verdict, score_comments
+from training.text import MODEL_FIELDS, SIGNAL_INDEX, Comment, signal_vector
+
+# One comment's lookup, run inside Redis: the text and address flood counters
+# (INCR this slot, read the last), the invalidation generation and the cached
+# verdict of every flood bucket. KEYS: text slot, previous text slot, address
+# slot and previous ("" without an address), generation, one verdict key per
+# bucket. ARGV: the flood counters' TTL. A single Redis, not Cluster: the keys
+# of one call hash to different slots.
+LOOKUP_SCRIPT = Script("""
+local ttl = tonumber(ARGV[1])
+local out = {redis.call('INCR', KEYS[1]), redis.call('GET', KEYS[2]), 0, false}
+redis.call('EXPIRE', KEYS[1], ttl)
+if KEYS[3] ~= '' then
+  out[3] = redis.call('INCR', KEYS[3])
+  redis.call('EXPIRE', KEYS[3], ttl)
+  out[4] = redis.call('GET', KEYS[4])
+end
+for i = 5, #KEYS do
+  out[i] = redis.call('GET', KEYS[i])
+end
+return out
+""")
+
+PENDING_MAX = 2_000  # verdicts a worker keeps for its next round trip, at most
+
+# Fields the key does not take verbatim: the features only read whether the
+# comment came within a minute of the article (see key_values).
+TIME_FIELDS = ("created_at", "article_published_at")
+
+
+def fast_reply(c: Comment) -> bool:
+    """The fast-reply flag, computed by the features' own code."""
+    if not (c.created_at and c.article_published_at):
+        return False
+    probe = Comment(
+        content="", created_at=c.created_at, article_published_at=c.article_published_at
+    )
+    return signal_vector(probe)[SIGNAL_INDEX["fast_reply"]] > 0
+
+
+def key_values(c: Comment) -> list[Any]:
+    """What a verdict depends on, in MODEL_FIELDS order."""
+    values: list[Any] = [getattr(c, name) for name in MODEL_FIELDS if name not in TIME_FIELDS]
+    values.append(fast_reply(c))
+    return values
+
+
+def fields_key(c: Comment, context: str = "") -> str:
+    """Hash of the comment's verdict-relevant fields, any model version.
+
+    ``context`` is anything else the verdict depends on (per-site rules or
+    thresholds, once they exist); empty while rules and thresholds are global.
+    """
+    raw = orjson.dumps([context, key_values(c)])
+    return hashlib.sha256(raw).hexdigest()[:40]
+
+
+def verdict_key(model_version: str, fields: str) -> str:
+    return hashlib.sha256(f"{model_version}\x00{fields}".encode()).hexdigest()[:40]
+
+
+def outcome_to_json(o: Outcome) -> dict[str, Any]:
+    return {
+        "verdict": o.verdict.value,
+        "p": o.spam_probability,
+        "discard": o.discard,
+        # (dataclasses.astuple deep-copies: a tenth of a miss's time went there)
+        "reasons": [(r.kind, r.description, r.direction, r.weight) for r in o.reasons],
+        "model_version": o.model_version,
+        "rule": o.rule,
+    }
+
+
+def outcome_from_json(d: dict[str, Any]) -> Outcome:
+    return Outcome(
+        Verdict(d["verdict"]),
+        float(d["p"]),
+        bool(d["discard"]),
+        [Reason(*r) for r in d["reasons"]],
+        str(d["model_version"]),
+        rule=d.get("rule"),
+    )
+
+
+@dataclass
+class Entry:
+    outcome: Outcome
+    generation: int | None  # None: cached while Redis was not consulted
+    created: float
+
+
+class LocalTier:
+    """A bounded, thread-safe LRU of verdicts, keyed (fields key, verdict key, bucket)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._data: OrderedDict[tuple[str, str, int], Entry] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, str, int]) -> Entry | None:
+        with self._lock:
+            entry = self._data.get(key)
+            if entry is not None:
+                self._data.move_to_end(key)
+            return entry
+
+    def put(self, key: tuple[str, str, int], entry: Entry) -> None:
+        with self._lock:
+            self._data[key] = entry
+            self._data.move_to_end(key)
+            while len(self._data) > self.size:
+                self._data.popitem(last=False)
+
+    def drop(self, key: tuple[str, str, int]) -> None:
+        with self._lock:
+            self._data.pop(key, None)
+
+    def drop_fields(self, fields: str) -> int:
+        with self._lock:
+            stale = [k for k in self._data if k[0] == fields]
+            for k in stale:
+                del self._data[k]
+        return len(stale)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+@dataclass
+class Lookup:
+    """One comment's way through the cache."""
+
+    comment: Comment
+    fields: str
+    key: str
+    counts: flood.FloodCounts
+    bucket: int
+    model_count: int  # the flood count the model and the flood rule see
+    generation: int | None
+    outcome: Outcome | None = None
+    tier: str = ""
+
+
+class VerdictCache:
+    """Lookup, store and invalidation of verdicts, and the flood counters beside them."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        gate: RedisGate | None,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.gate = gate
+        self.lookup_script = LOOKUP_SCRIPT
+        # With a background writer (service/store/writebehind.py), a new verdict reaches
+        # Redis with this worker's next lookup or the writer's next tick (at most
+        # write_behind_interval_seconds later), not in a round trip of its own.
+        self.defer_remote = False
+        self._pending: list[tuple[str, bytes]] = []
+        self._pending_lock = threading.Lock()
+        self.local = LocalTier(settings.cache_local_size)
+        self.counters = flood.LocalCounters(clock=wall)
+        self.all_bounds = flood.buckets_for(settings.flood_spam_count)
+        self._bounds: dict[str, tuple[int, ...]] = {}
+        self._clock = clock
+        self._wall = wall
+
+    @property
+    def enabled(self) -> bool:
+        return self.settings.cache_ttl_seconds > 0
+
+    # --- the check path ----------------------------------------------------------
+    def score(
+        self,
+        scorer: Scorer,
+        comments: Sequence[Comment],
+        context: str = "",
+        rules: Sequence[Rule] = DEFAULT_RULES,
+        thresholds: dict[str, float] | None = None,
+    ) -> list[tuple[Outcome, bool]]:
+        """(outcome, cached) per comment: cached verdicts, the rest scored in one call."""
+        lookups = self.lookup(comments, scorer.version, self.bounds(scorer), context)
+        outcomes = [lk.outcome for lk in lookups]
+        misses = [i for i, o in enumerate(outcomes) if o is None]
+        if misses:
+            with_flood = (
+                *rules,
+                flood.flood_rule(self.settings.flood_spam_count, scorer.thresholds),
+            )
+            # The model and the flood rule see the bucket, so the verdict fits every count in it.
+            pending = [
+                dataclasses.replace(lookups[i].comment, flood_count=lookups[i].model_count)
+                for i in misses
+            ]
+            scored = score_comments(scorer, pending, with_flood, thresholds)
+            for i, outcome in zip(misses, scored, strict=True):
+                outcomes[i] = outcome
+            self.store([(lookups[i], o) for i, o in zip(misses, scored, strict=True)])
+        out = []
+        window = self.settings.flood_window_seconds
+        for lk, found in zip(lookups, outcomes, strict=True):
+            if found is None:  # cannot happen: every miss was scored above
+                raise RuntimeError("a comment went unscored")
+            outcome = found
+            extra = flood.flood_reasons(lk.counts, window)
+            if extra:
+                outcome = dataclasses.replace(outcome, reasons=[*outcome.reasons, *extra])
+            out.append((outcome, bool(lk.tier)))
+        return out
+
+    def bounds(self, scorer: Scorer) -> tuple[int, ...]:
+        """Flood buckets for this model: all of them if it reads the flood signal,
+        else only the flood rule's threshold (so repeats stay hits)."""
+        bounds = self._bounds.get(scorer.version)
+        if bounds is None:
+            if flood.model_reads_flood(scorer):
+                bounds = self.all_bounds
+            else:
+                bounds = flood.rule_bounds(self.settings.flood_spam_count)
+            self._bounds = {scorer.version: bounds}
+        return bounds
+
+    def lookup(
+        self,
+        comments: Sequence[Comment],
+        version: str,
+        bounds: tuple[int, ...] = flood.BUCKETS,
+        context: str = "",
+    ) -> list[Lookup]:
+        fields = [fields_key(c, context) for c in comments]
+        vkeys = [verdict_key(version, f) for f in fields]
+        fkeys = [flood.flood_keys(c) for c in comments]
+        remote = self._remote_lookup(fkeys, fields, vkeys, len(bounds))
+        lookups = []
+        for i, c in enumerate(comments):
+            if remote is not None:
+                counts, generation, cached = remote[i]
+            else:
+                counts, generation, cached = self._local_counts(fkeys[i]), None, []
+            bucket = flood.bucket_of(counts, bounds)
+            lk = Lookup(c, fields[i], vkeys[i], counts, bucket, bounds[bucket], generation)
+            if self.enabled:
+                self._find(lk, cached[bucket] if cached else None)
+            lookups.append(lk)
+        return lookups
+
+    def _find(self, lk: Lookup, remote_value: bytes | None) -> None:
+        local_key = (lk.fields, lk.key, lk.bucket)
+        entry = self.local.get(local_key)
+        if entry is not None and self._fresh(entry, lk.generation):
+            lk.outcome, lk.tier = entry.outcome, "local"
+            metrics.CACHE_EVENTS.labels("local", "hit").inc()
+            return
+        if entry is not None:
+            self.local.drop(local_key)
+        if remote_value is not None:
+            try:
+                doc = orjson.loads(remote_value)
+                if doc.get("g") == lk.generation:
+                    lk.outcome, lk.tier = outcome_from_json(doc["o"]), "redis"
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+                lk.outcome = None  # a value we cannot read is a miss, never an error
+            if lk.outcome is not None:
+                self.local.put(local_key, Entry(lk.outcome, lk.generation, self._clock()))
+                metrics.CACHE_EVENTS.labels("redis", "hit").inc()
+                return
+        metrics.CACHE_EVENTS.labels("all", "miss").inc()
+
+    def _fresh(self, entry: Entry, generation: int | None) -> bool:
+        age = self._clock() - entry.created
+        if age >= self.settings.cache_ttl_seconds:
+            return False
+        if generation is None:
+            # Redis not consulted: nobody can tell us of feedback another worker took.
+            return age < self.settings.cache_local_ttl_seconds
+        return entry.generation == generation
+
+    def store(self, scored: Sequence[tuple[Lookup, Outcome]]) -> None:
+        """Keep freshly scored verdicts: locally at once; in Redis in the next round
+        trip this worker makes anyway when ``defer_remote`` (see :meth:`flush_pending`),
+        else in one round trip now."""
+        if not self.enabled:
+            return
+        now = self._clock()
+        for lk, outcome in scored:
+            self.local.put((lk.fields, lk.key, lk.bucket), Entry(outcome, lk.generation, now))
+        remote = [(lk, o) for lk, o in scored if lk.generation is not None]
+        if self.gate is None or not remote:
+            return
+        values = [
+            (keys.verdict(lk.key, lk.bucket),
+             orjson.dumps({"g": lk.generation, "o": outcome_to_json(outcome)}))
+            for lk, outcome in remote
+        ]
+        if self.defer_remote:
+            with self._pending_lock:
+                self._pending.extend(values)
+                del self._pending[:-PENDING_MAX]  # bounded: the oldest go first
+            return
+        self._set_remote(values)
+
+    def flush_pending(self) -> None:
+        """Write the verdicts waiting for a round trip (the background writer's tick)."""
+        values = self._take_pending()
+        if values and self.gate is not None:
+            self._set_remote(values)
+
+    def _take_pending(self) -> list[tuple[str, bytes]]:
+        if not self._pending:
+            return []
+        with self._pending_lock:
+            values, self._pending = self._pending, []
+        return values
+
+    def _set_commands(self, values: list[tuple[str, bytes]]) -> list[tuple[Any, ...]]:
+        ttl = self.settings.cache_ttl_seconds
+        return [("SET", key, value, "EX", ttl) for key, value in values]
+
+    def _set_remote(self, values: list[tuple[str, bytes]]) -> None:
+        commands = self._set_commands(values)
+
+        def run(client: redis.Redis) -> None:
+            pipe = client.pipeline(transaction=False)
+            for command in commands:
+                pipe.execute_command(*command)
+            pipe.execute()
+
+        if self.gate is not None:
+            self.gate.call(run, op="cache.store")
+
+    # --- flood counters ------------------------------------------------------------
+    def _local_counts(self, fk: flood.FloodKeys) -> flood.FloodCounts:
+        window = self.settings.flood_window_seconds
+        return flood.FloodCounts(
+            text=self.counters.incr("t:" + fk.text, window),
+            ip=self.counters.incr("i:" + fk.ip, window) if fk.ip else 0,
+            substantial=fk.substantial,
+        )
+
+    def _remote_lookup(
+        self, fkeys: list[flood.FloodKeys], fields: list[str], vkeys: list[str], n_bounds: int
+    ) -> list[tuple[flood.FloodCounts, int, list[bytes | None]]] | None:
+        """Flood counters, generations and cached verdicts: one script call per comment,
+        all of a request's calls in one round trip."""
+        if self.gate is None:
+            return None
+        window = self.settings.flood_window_seconds
+        slot, progress = flood.slot_of(self._wall(), window)
+        ttl = keys.flood_ttl(window)
+        n_buckets = n_bounds if self.enabled else 0
+        calls = []
+        for fk, f, vk in zip(fkeys, fields, vkeys, strict=True):
+            ip_keys = (
+                (keys.flood_ip(fk.ip, slot), keys.flood_ip(fk.ip, slot - 1)) if fk.ip else ("", "")
+            )
+            calls.append((
+                keys.flood_text(fk.text, slot), keys.flood_text(fk.text, slot - 1), *ip_keys,
+                keys.generation(f), *(keys.verdict(vk, b) for b in range(n_buckets)),
+            ))
+
+        before = self._set_commands(self._take_pending())
+
+        def run(client: redis.Redis) -> list[Any]:
+            return self.lookup_script.run(client, calls, (ttl,), before=before)
+
+        replies = self.gate.call(run, op="cache.lookup")
+        if replies is None:
+            return None
+        out = []
+        for fk, reply in zip(fkeys, replies, strict=True):
+            text = flood.estimate(int(reply[0]), _int(reply[1]), progress)
+            ip_count = flood.estimate(int(reply[2]), _int(reply[3]), progress) if fk.ip else 0
+            counts = flood.FloodCounts(text, ip_count, fk.substantial)
+            out.append((counts, _int(reply[4]), list(reply[5:])))
+        return out
+
+    # --- feedback ------------------------------------------------------------------
+    def invalidate(self, comment: Comment, context: str = "") -> None:
+        """Drop the comment's verdicts: here at once, elsewhere via the generation."""
+        fields = fields_key(comment, context)
+        self.local.drop_fields(fields)
+        if self.gate is None:
+            return
+        ttl = max(self.settings.cache_ttl_seconds, 1)
+
+        def run(client: redis.Redis) -> None:
+            pipe = client.pipeline(transaction=False)
+            pipe.incr(keys.generation(fields))
+            pipe.expire(keys.generation(fields), ttl)
+            pipe.execute()
+
+        self.gate.call(run, op="cache.invalidate")
+
+    def after_fork(self) -> None:
+        self.local.clear()
+        self._pending = []
+        self._pending_lock = threading.Lock()
+
+
+def _int(value: Any) -> int:
+    return int(value) if value is not None else 0
+
+
+def comment_from_row(row: dict[str, Any]) -> Comment:
+    """The Comment a stored check was scored as (store.record_checks' columns)."""
+    from service.store.db import COMMENT_COLUMNS
+
+    values: dict[str, Any] = {
+        name: row.get(column) or "" for name, column in COMMENT_COLUMNS.items()
+    }
+    extra = row.get("extra") or {}
+    for name in ("honeypot", "user_role", "article_published_at"):
+        values[name] = str(extra.get(name) or "")
+    return Comment(content=row.get("content") or "", **values)
+
+
+def init_cache(res: Resources) -> VerdictCache:
+    """Build the Redis gate (when configured) and the cache; wire feedback, fork, readiness."""
+    s = res.settings
+    gate = None
+    if s.redis_url:
+        gate = RedisGate(
+            s.redis_url, timeout=s.redis_timeout_seconds, retry_after=s.redis_retry_after_seconds
+        )
+        res.redis = gate
+        res.readiness["redis"] = gate.probe
+        res.after_fork.append(gate.after_fork)
+    cache = VerdictCache(s, gate)
+    res.cache = cache
+    writer = res.write_behind
+    if writer is not None and gate is not None:
+        cache.defer_remote = True
+        writer.on_tick.append(cache.flush_pending)
+    res.after_fork.append(cache.after_fork)
+
+    def on_feedback(comment_id: int, comment: Comment | None) -> None:
+        if comment is None:
+            try:
+                comment = comment_from_row(res.store.comment(comment_id))
+            except Exception:  # the label is stored; a lost invalidation only ages out
+                metrics.STORE_ERRORS.labels("cache_invalidate").inc()
+                return
+        cache.invalidate(comment)
+
+    res.on_feedback.append(on_feedback)
+    return cache

@@ -1,0 +1,50 @@
+"""The state one ``commentmod`` invocation shares between its commands: settings,
+the model registry and the store, each built on first use. The command groups
+that live beside their features (toxicity, coral...) use the same Context, so
+every command sees the same registry (file or database) and database.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from service.config import Settings, load_settings
+from service.registry.versions import Registry
+
+
+class Context:
+    """Settings and lazily built resources for one CLI invocation."""
+
+    def __init__(self) -> None:
+        self._settings: Settings | None = None
+        self._store: Any = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings()
+        return self._settings
+
+    @property
+    def registry(self) -> Registry:
+        from service.registry.shared import make_registry
+
+        shared = self.settings.model_registry == "database"
+        return make_registry(
+            self.settings.model_registry, self.settings.model_dir, self.store if shared else None
+        )
+
+    @property
+    def store(self) -> Any:
+        if self._store is None:
+            from service.store import migrate
+            from service.store.db import Store, engine_for
+
+            self._store = Store(engine_for(self.settings.resolved_database_url))
+            migrate.upgrade(self._store.engine)
+        return self._store
+
+
+pass_ctx = click.make_pass_decorator(Context, ensure=True)

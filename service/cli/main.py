@@ -1,0 +1,366 @@
+"""The ``commentmod`` command: serve, train, evaluate, manage models and the database.
+
+Each command group lives beside the feature it drives; this module wires them
+into one click group. Training code is imported inside the commands that need
+it, so ``serve`` never loads it into the web workers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from service.cli.context import Context, pass_ctx
+from service.cli.keys import keys
+from service.config import describe
+from service.errors import CommentmodError
+
+
+class Group(click.Group):
+    """Turns domain errors into one clear line on stderr and exit status 2."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except CommentmodError as exc:
+            click.echo(f"error: {exc.message}", err=True)
+            sys.exit(2)
+
+
+@click.group(cls=Group)
+@click.version_option(package_name="commentmod")
+def main() -> None:
+    """commentmod: comment moderation for news sites."""
+
+
+main.add_command(keys)
+
+
+# --- serve -------------------------------------------------------------------
+
+
+def ensure_model(obj: Context) -> str:
+    """The current spam model, training one from the shipped data if there is none."""
+    current = obj.registry.current("spam")
+    if current is not None:
+        return current
+    from training.train import bootstrap
+
+    click.echo(
+        "no model yet: training the bootstrap model from the shipped data (YouTube "
+        "Spam Collection, CC BY 4.0, and discussion comments as ham)...",
+        err=True,
+    )
+    result = bootstrap(obj.registry, obj.settings.bootstrap_data)
+    m = result.metrics
+    click.echo(
+        f"bootstrap model {result.version}: held-out accuracy {m['accuracy']:.2%}, "
+        f"MCC {m['mcc']:.3f}, ROC AUC {m['roc_auc']:.3f}",
+        err=True,
+    )
+    return result.version
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--workers", type=click.IntRange(1, 64), help="default: 2 per core")
+@click.option("--no-bootstrap", is_flag=True, help="fail instead of training a first model")
+@pass_ctx
+def serve(obj: Context, host: str, port: int, workers: int | None, no_bootstrap: bool) -> None:
+    """Run the service under gunicorn (service/gunicorn_conf.py)."""
+    obj.store  # noqa: B018 - migrates the schema before the workers start
+    if no_bootstrap and obj.registry.current("spam") is None:
+        raise click.ClickException("no current model and --no-bootstrap given")
+    version = ensure_model(obj)
+    if obj.registry.current("toxicity") is None:  # too slow to train here (about 2 CPU-min)
+        click.echo("no toxicity model: the Perspective and Coral endpoints score spam only / "
+                   "answer 503 until `commentmod toxicity train --promote`", err=True)
+    prom_dir = obj.settings.data_dir.resolve() / "prometheus"
+    shutil.rmtree(prom_dir, ignore_errors=True)
+    prom_dir.mkdir(parents=True)
+    env = {
+        **os.environ,
+        "PROMETHEUS_MULTIPROC_DIR": str(prom_dir),
+        "COMMENTMOD_BIND": f"{host}:{port}",
+    }
+    if workers:
+        env["COMMENTMOD_WORKERS"] = str(workers)
+    conf = Path(__file__).parent.parent / "gunicorn_conf.py"
+    click.echo(f"serving model {version} on http://{host}:{port}", err=True)
+    argv = [sys.executable, "-m", "gunicorn", "-c", str(conf), "service.wsgi:app"]
+    os.execve(sys.executable, argv, env)  # noqa: S606 - replaces this process with gunicorn
+
+
+# --- train and evaluate -------------------------------------------------------
+
+
+@main.command()
+@click.option(
+    "--data",
+    "data",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="YouTube CSV (file or directory), SMS TSV, or CSV/JSONL with content,label",
+)
+@click.option("--no-labels", is_flag=True, help="ignore the labels stored in the database")
+@click.option("--no-base", is_flag=True, help="without --data, do not add the shipped set")
+@click.option(
+    "--out-of-core/--in-memory",
+    "out_of_core",
+    default=None,
+    help="hashing + partial_fit in chunks (default: chosen by the number of examples)",
+)
+@click.option("--holdout", default=0.2, show_default=True, type=click.FloatRange(0.05, 0.5),
+              help="share of each site's newest labels held out for the gate")
+@click.option("--promote", is_flag=True, help="make the new model current if it passes the gate")
+@click.option("--force", is_flag=True, help="with --promote: promote even if the gate fails")
+@click.option("--quiet", is_flag=True, help="no progress bar")
+@click.option("--json", "as_json", is_flag=True, help="print a machine-readable summary")
+@pass_ctx
+def train(
+    obj: Context,
+    data: tuple[Path, ...],
+    no_labels: bool,
+    no_base: bool,
+    out_of_core: bool | None,
+    holdout: float,
+    promote: bool,
+    force: bool,
+    quiet: bool,
+    as_json: bool,
+) -> None:
+    """Train a candidate from stored labels plus --data files, gate it, maybe promote it.
+
+    Without --data the shipped YouTube set is added as a base. The gate scores
+    the candidate and the serving model on the same held-out labels; the HTML
+    report is written next to the model (GET /models/VERSION/report).
+    """
+    from service.cli.retrain import announce
+    from training.datasets import DatasetError
+    from training.evaluate import format_table
+    from training.retrain import TrainingDataError, retrain
+
+    if force and not promote:
+        raise click.UsageError("--force only makes sense with --promote")
+    try:
+        result = retrain(
+            None if no_labels else obj.store, obj.registry, list(data), base=not no_base,
+            out_of_core=out_of_core, fraction=holdout, progress=not (quiet or as_json),
+        )
+    except (DatasetError, TrainingDataError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    gate = result.gate
+    if promote and (gate.passed or force):
+        action = "promote" if gate.passed else "force"
+        obj.registry.set_current(result.version, action=action)
+        announce(obj, action, result.version, detail={"gate_passed": gate.passed})
+        result.promoted = True
+    if as_json:
+        click.echo(json.dumps({**result.summary, "version": result.version,
+                               "metrics": gate.candidate.get("overall", {}),
+                               "gate": gate.to_dict(),
+                               "promoted": result.promoted, "report": str(result.report)},
+                              indent=2, default=str))
+        if promote and not result.promoted:
+            sys.exit(3)
+        return
+    s = result.summary
+    click.echo(
+        f"trained {result.version} ({s['trainer']}) on {s['examples']} examples "
+        f"({s['folded_duplicates']} duplicates folded; train {s['train']}, held out {s['test']})"
+    )
+    for source, n in sorted(s["sources"].items()):
+        click.echo(f"  {n:>7}  {source}")
+    rows = [(f"candidate {k}", m) for k, m in gate.candidate.items()]
+    rows += [(f"serving {k}", m) for k, m in (gate.serving or {}).items()]
+    click.echo(format_table(rows))
+    click.echo(f"thresholds: {s['thresholds']}")
+    click.echo(f"gate {'passed' if gate.passed else 'FAILED'} against {gate.serving_version}:")
+    for reason in gate.reasons:
+        click.echo(f"  {reason}")
+    click.echo(f"report: {result.report}")
+    if result.promoted:
+        click.echo("promoted" + (" (forced past a failed gate; logged)" if not gate.passed else ""))
+    elif promote:
+        click.echo("NOT promoted: the gate failed (use --force to override; it is logged)")
+        sys.exit(3)
+    else:
+        click.echo(f"not promoted: commentmod models diff {result.version}; "
+                   f"commentmod models promote {result.version}")
+
+
+@main.command()
+@click.option("--data", "data", multiple=True, type=click.Path(path_type=Path))
+@click.option(
+    "--protocol",
+    type=click.Choice(["holdout", "lovo"]),
+    default="holdout",
+    show_default=True,
+    help="lovo: leave one video (group) out",
+)
+@click.option(
+    "--system",
+    "systems",
+    multiple=True,
+    type=click.Choice(["commentmod", "bogofilter", "tfidf-lr"]),
+    help="lovo: systems to compare (default: all three, same folds)",
+)
+@click.option(
+    "--fixed-threshold",
+    is_flag=True,
+    help="lovo: commentmod at 0.5, not a threshold tuned inside the training folds",
+)
+@click.option("--json", "as_json", is_flag=True)
+def evaluate(
+    data: tuple[Path, ...],
+    protocol: str,
+    systems: tuple[str, ...],
+    fixed_threshold: bool,
+    as_json: bool,
+) -> None:
+    """Print the metrics table for a dataset and split."""
+    from training.datasets import DatasetError, deduplicate, holdout_split, shipped_youtube
+    from training.evaluate import SYSTEMS, format_report, format_table, lovo_report, metrics
+    from training.train import fit_predict, load_examples
+
+    try:
+        examples = load_examples(list(data)) if data else shipped_youtube()
+    except DatasetError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if protocol == "lovo":
+        if len({e.group for e in examples}) < 2:
+            raise click.ClickException("lovo needs data from at least two groups (videos)")
+        report = lovo_report(
+            examples, fit_predict, systems or SYSTEMS, tune_threshold=not fixed_threshold
+        )
+        if as_json:
+            click.echo(json.dumps({s: dict(r) for s, r in report.items()}, indent=2))
+        else:
+            click.echo(format_report(report))
+        return
+    unique, _ = deduplicate(examples)
+    train_set, test_set = holdout_split(unique)
+    probs = fit_predict(train_set, test_set)
+    rows = [("held-out", metrics([e.label for e in test_set], probs))]
+    if as_json:
+        click.echo(json.dumps({label: m for label, m in rows}, indent=2))
+    else:
+        click.echo(format_table(rows))
+
+
+# --- models ------------------------------------------------------------------
+
+
+@main.group()
+def models() -> None:
+    """List, promote and roll back model versions."""
+
+
+@models.command("list")
+@pass_ctx
+def models_list(obj: Context) -> None:
+    current = obj.registry.pointers()
+    for meta in obj.registry.versions():
+        mark = "*" if current.get(meta.get("family", "")) == meta["version"] else " "
+        m = meta.get("evaluation", {}).get("metrics", {})
+        click.echo(
+            f"{mark} {meta['version']}  acc={m.get('accuracy', float('nan')):.4f} "
+            f"mcc={m.get('mcc', float('nan')):.4f}  {meta.get('created_at', '')}"
+        )
+
+
+@models.command("promote")
+@click.argument("version")
+@pass_ctx
+def models_promote(obj: Context, version: str) -> None:
+    from service.cli.retrain import announce
+    from service.scoring.model import load_scorer
+    from service.scoring.toxicity import load_toxicity_scorer
+
+    if obj.registry.metadata(version).get("family") == "toxicity":
+        load_toxicity_scorer(obj.registry, version)
+    else:
+        load_scorer(obj.registry, version)  # refuse what the service would refuse
+    obj.registry.set_current(version, action="promote")
+    announce(obj, "promote", version)
+    click.echo(f"current model is now {version}")
+
+
+@models.command("compile")
+@click.argument("versions", nargs=-1)
+@pass_ctx
+def models_compile(obj: Context, versions: tuple[str, ...]) -> None:
+    """Add compiled tables (lean.json) to versions saved before they existed.
+
+    Workers serve a compiled version without scikit-learn (about 90 MB less per
+    worker); a version without tables still serves, compiled at load. Default:
+    every version.
+    """
+    for version in versions or [str(m["version"]) for m in obj.registry.versions()]:
+        done = obj.registry.compile(version)
+        click.echo(f"{version}: {'compiled' if done else 'nothing to do'}")
+
+
+@models.command("rollback")
+@click.option("--family", default="spam", show_default=True)
+@pass_ctx
+def models_rollback(obj: Context, family: str) -> None:
+    from service.cli.retrain import announce
+
+    version = obj.registry.rollback(family)
+    announce(obj, "rollback", version, family=family)
+    click.echo(f"rolled back: current {family} model is now {version}")
+
+
+# --- database and config -----------------------------------------------------
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+@pass_ctx
+def db_upgrade(obj: Context) -> None:
+    """Apply pending migrations (run before starting new code in production)."""
+    from service.store import migrate
+    obj.store  # noqa: B018 - opening the store migrates
+    click.echo(f"schema at revision {migrate.current_revision(obj.store.engine)}")
+
+
+@main.command("config")
+@click.option("--all", "show_all", is_flag=True, help="list every setting with its doc")
+@pass_ctx
+def config_cmd(obj: Context, show_all: bool) -> None:
+    """Print the effective settings (secrets masked)."""
+    if show_all:
+        for name, default, doc in describe():
+            click.echo(f"{name:38} {default:22} {doc}")
+        return
+    click.echo(json.dumps(obj.settings.as_public_dict(), indent=2))
+
+
+from service.cli.moderation import register as _moderation  # noqa: E402 - needs main
+
+_moderation(main)
+from service.cli.toxicity import coral, toxicity  # noqa: E402 - groups that live beside their feature
+
+main.add_command(toxicity)
+main.add_command(coral)
+from service.cli.rules import rules  # noqa: E402 - groups that live beside their feature
+
+main.add_command(rules)
+from service.cli.retrain import register as _register_retrain  # noqa: E402 - needs pass_ctx
+
+_register_retrain(main, models, pass_ctx)
+
+if __name__ == "__main__":
+    main()

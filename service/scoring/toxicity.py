@@ -1,0 +1,187 @@
+"""The serving toxicity model: attribute probabilities and per-word spans.
+
+The toxicity family lives in the same registry as the spam model and is
+verified, smoke-tested and hot-reloaded by the same :class:`ModelHolder`; only
+the scorer differs. Spans come from the model itself: each word's share of the
+attribute's linear margin (:func:`training.features.token_contributions`).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from service.errors import ModelError
+from service.registry.versions import LoadedModel, Registry
+from service.scoring.model import ModelHolder
+
+FAMILY = "toxicity"
+SPAN_SCALE = 8.0  # as training.toxicity.SPAN_SCALE: slope around the span threshold
+SMOKE_TEXTS = ("You are an idiot", "Thanks for the thoughtful article.", "🙂", "Спасибо")
+
+
+@dataclass(frozen=True)
+class Span:
+    begin: int  # Python string offsets
+    end: int
+    score: float
+
+
+class ToxicityScorer:
+    """Attribute probabilities for texts, from a verified multi-output pipeline."""
+
+    def __init__(self, model: LoadedModel) -> None:
+        self.model = model
+        self.version = model.version
+        steps: dict[str, Any] = dict(model.pipeline.named_steps)
+        self._features: Any = steps["features"]
+        clf: Any = steps["clf"]
+        self.attributes: tuple[str, ...] = tuple(clf.outputs)
+        self._coef = np.asarray(clf.coef_, dtype=np.float64)
+        self._intercept = np.asarray(clf.intercept_, dtype=np.float64)
+        self.span_threshold = float(model.metadata.get("span_threshold", 0.0))
+        self.languages: dict[str, list[str]] = {
+            a: list(model.metadata.get("languages", {}).get(a, ["en"])) for a in self.attributes
+        }
+
+    def score(self, texts: list[str]) -> tuple[Any, list[dict[str, float]]]:
+        """(feature rows, one {attribute: probability} per text)."""
+        X = self._features.transform(texts)
+        margins = np.asarray(X @ self._coef.T) + self._intercept
+        probs = 1.0 / (1.0 + np.exp(-np.clip(margins, -700, 700)))
+        out = [
+            {a: float(row[k]) for k, a in enumerate(self.attributes)} for row in probs
+        ]
+        return X, out
+
+    def spans(self, text: str, row: Any, attribute: str) -> list[Span]:
+        """Every word with its score for ``attribute`` (>= 0.5: part of a toxic span)."""
+        k = self.attributes.index(attribute)
+        out = []
+        from training.features import token_contributions  # the model needs scikit-learn anyway
+
+        for begin, end, c in token_contributions(self._features, row, self._coef[k], text):
+            z = max(min(SPAN_SCALE * (c - self.span_threshold), 700.0), -700.0)
+            out.append(Span(begin, end, 1.0 / (1.0 + math.exp(-z))))
+        return out
+
+
+def toxic_spans(text: str, spans: list[Span]) -> list[Span]:
+    """Adjacent words scored >= 0.5 merged into one span (the highest score)."""
+    merged: list[Span] = []
+    for s in spans:
+        if s.score < 0.5:
+            continue
+        if merged and not text[merged[-1].end : s.begin].strip():
+            last = merged.pop()
+            s = Span(last.begin, s.end, max(last.score, s.score))
+        merged.append(s)
+    return merged
+
+
+def load_toxicity_scorer(registry: Registry, version: str) -> ToxicityScorer:
+    """Verify, load and smoke-test a toxicity version."""
+    model = registry.load(version)
+    if model.family != FAMILY:
+        raise ModelError(f"model {version!r} is a {model.family} model, not {FAMILY}")
+    try:
+        scorer = ToxicityScorer(model)
+        X, scores = scorer.score(list(SMOKE_TEXTS))
+        for row in scores:
+            for value in row.values():
+                if not 0.0 <= value <= 1.0 or math.isnan(value):
+                    raise ModelError(f"smoke test gave probability {value}")
+        scorer.spans(SMOKE_TEXTS[0], X.getrow(0), scorer.attributes[0])
+    except ModelError:
+        raise
+    except Exception as exc:
+        raise ModelError(f"model {version!r} failed its smoke test: {exc}") from exc
+    return scorer
+
+
+class ToxicityHolder(ModelHolder):
+    """The current toxicity model, reloaded like the spam model."""
+
+    def __init__(self, registry: Registry, reload_interval: float = 2.0) -> None:
+        super().__init__(registry, FAMILY, reload_interval)
+
+    def _load(self, version: str) -> ToxicityScorer:
+        return load_toxicity_scorer(self.registry, version)
+
+    def toxicity_scorer(self) -> ToxicityScorer:
+        scorer: Any = self.scorer()
+        if not isinstance(scorer, ToxicityScorer):  # pragma: no cover - defensive
+            raise ModelError("the toxicity holder holds a non-toxicity model")
+        return scorer
+
+    def unavailable_reason(self) -> str:
+        return self.last_error or (
+            "no toxicity model is loaded; run `commentmod toxicity train --promote`"
+        )
+
+
+def holder(res: Any) -> ToxicityHolder:
+    """The toxicity holder of a Resources object (built by :func:`init_app`)."""
+    found: ToxicityHolder | None = res.toxicity
+    if found is None:
+        raise ModelError("the toxicity model family is not set up in this app")
+    return found
+
+
+def init_app(res: Any) -> ToxicityHolder:
+    """Add the toxicity holder to the app's resources; a missing model is not fatal."""
+    h = ToxicityHolder(Registry(res.settings.model_dir), res.settings.reload_interval_seconds)
+    h.maybe_reload(force=True)
+    res.toxicity = h
+    return h
+
+
+def stored_toxicity(
+    scores: dict[str, float], spans: list[Span] | None
+) -> dict[str, Any]:
+    """The comments.toxicity JSON the moderation queue reads (Python offsets)."""
+    return {
+        "scores": {a: round(v, 4) for a, v in scores.items()},
+        "spans": [[s.begin, s.end, round(s.score, 4)] for s in spans or []],
+    }
+
+
+# --- language ----------------------------------------------------------------
+
+_STOPWORDS = {
+    "en": {"the", "and", "is", "you", "to", "of", "a", "i", "it", "that", "this", "are", "my",
+           "am", "in", "for", "not", "be", "have", "was", "he", "she", "we", "they", "on"},
+    "es": {"el", "la", "de", "que", "y", "en", "los", "es", "por", "una", "las", "con", "para"},
+    "fr": {"le", "la", "les", "de", "et", "est", "une", "des", "je", "pas", "que", "vous", "pour"},
+    "de": {"der", "die", "und", "das", "ist", "nicht", "ich", "sie", "es", "ein", "eine", "zu"},
+    "it": {"il", "di", "che", "e", "la", "non", "sono", "per", "una", "gli", "ho", "questo"},
+    "pt": {"o", "de", "que", "e", "do", "da", "em", "um", "para", "com", "não", "uma", "os"},
+}
+_LETTER = re.compile(r"[^\W\d_]")
+_WORD = re.compile(r"[^\W\d_]+")
+
+
+def detect_language(text: str) -> str:
+    """A coarse guess (ISO 639-1, or "und"): script first, then common words.
+
+    Good enough to refuse what no attribute supports; not a language identifier.
+    """
+    letters = _LETTER.findall(text)
+    if not letters:
+        return "en"  # emoji, digits: nothing to go on, score it as English
+    cyrillic = sum(1 for c in letters if "\u0400" <= c <= "\u04ff")
+    if cyrillic * 2 >= len(letters):
+        return "uk" if re.search(r"[іїєґІЇЄҐ]", text) else "ru"
+    latin = sum(1 for c in letters if c.isascii() or "\u00c0" <= c <= "\u024f")
+    if latin * 2 < len(letters):
+        return "und"
+    words = [w.lower() for w in _WORD.findall(text)]
+    hits = {lang: sum(w in stop for w in words) for lang, stop in _STOPWORDS.items()}
+    best = max(hits, key=lambda lang: hits[lang])
+    if hits[best] == 0 or hits[best] == hits["en"]:
+        return "en"
+    return best

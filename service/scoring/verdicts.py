@@ -1,0 +1,129 @@
+"""From a comment to a verdict: rules first, then the model, then thresholds.
+
+Rules that decide alone (Akismet's test conventions, a filled honeypot, site
+allow/block lists) are named in the reasons like any model feature.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from service.scoring.model import Reason, Scorer
+from training.text import Comment
+
+GUARANTEED_SPAM_AUTHORS = frozenset({"akismet-guaranteed-spam", "viagra-test-123"})
+GUARANTEED_SPAM_EMAIL = "akismet-guaranteed-spam@example.com"
+
+
+class Verdict(StrEnum):
+    HAM = "ham"
+    UNSURE = "unsure"
+    SPAM = "spam"
+
+
+@dataclass(frozen=True)
+class RuleHit:
+    """A rule that settles the verdict: ``probability`` is what it answers."""
+
+    name: str
+    description: str
+    probability: float
+    discard: bool = False
+
+
+Rule = Callable[[Comment], RuleHit | None]
+
+
+def akismet_test_rule(c: Comment) -> RuleHit | None:
+    if (
+        c.author.strip().lower() in GUARANTEED_SPAM_AUTHORS
+        or c.author_email.strip().lower() == GUARANTEED_SPAM_EMAIL
+    ):
+        return RuleHit("guaranteed_spam", "Akismet test author 'akismet-guaranteed-spam'", 1.0)
+    if c.user_role.strip().lower() == "administrator":
+        return RuleHit("administrator", "posted by a site administrator", 0.0)
+    return None
+
+
+def honeypot_rule(c: Comment) -> RuleHit | None:
+    if c.honeypot.strip():
+        return RuleHit(
+            "honeypot", "the hidden honeypot field was filled in (bots do that)", 1.0, discard=True
+        )
+    return None
+
+
+DEFAULT_RULES: tuple[Rule, ...] = (akismet_test_rule, honeypot_rule)
+
+
+@dataclass
+class Outcome:
+    verdict: Verdict
+    spam_probability: float
+    discard: bool
+    reasons: list[Reason]
+    model_version: str
+    rule: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "verdict": self.verdict.value,
+            "spam_probability": round(self.spam_probability, 6),
+            "discard": self.discard,
+            "reasons": [r.to_dict() for r in self.reasons],
+            "model_version": self.model_version,
+        }
+
+    @property
+    def is_spam(self) -> bool:
+        return self.verdict is Verdict.SPAM
+
+
+def decide(probability: float, thresholds: dict[str, float]) -> tuple[Verdict, bool]:
+    """Verdict and discard flag for a probability under the model's thresholds."""
+    if probability >= thresholds["spam"]:
+        return Verdict.SPAM, probability >= thresholds["discard"]
+    if probability >= thresholds["unsure"]:
+        return Verdict.UNSURE, False
+    return Verdict.HAM, False
+
+
+def score_comments(
+    scorer: Scorer,
+    comments: Sequence[Comment],
+    rules: Sequence[Rule] = DEFAULT_RULES,
+    thresholds: dict[str, float] | None = None,
+) -> list[Outcome]:
+    """Score comments in one model call; rule hits override the model's verdict."""
+    limits = {**scorer.thresholds, **(thresholds or {})}
+    hits: list[RuleHit | None] = []
+    for c in comments:
+        hits.append(next((h for rule in rules if (h := rule(c)) is not None), None))
+    pending = [c for c, h in zip(comments, hits, strict=True) if h is None]
+    scored = iter(scorer.score(pending)) if pending else iter(())
+    out = []
+    for hit in hits:
+        if hit is not None:
+            # A rule settles the verdict; only a rule that says so makes it discardable.
+            verdict, _ = decide(hit.probability, limits)
+            direction = "ham" if verdict is Verdict.HAM else "spam"
+            reason = Reason("rule", hit.description, direction, 0.0)
+            out.append(
+                Outcome(
+                    verdict,
+                    hit.probability,
+                    hit.discard,
+                    [reason],
+                    scorer.version,
+                    rule=hit.name,
+                )
+            )
+            continue
+        prob, reasons = next(scored)
+        verdict, discard = decide(prob, limits)
+        out.append(Outcome(verdict, prob, discard, reasons, scorer.version))
+    return out

@@ -1,0 +1,506 @@
+"""Durable storage through SQLAlchemy Core: SQLite by default, PostgreSQL by URL.
+
+The :class:`Store` wraps one Engine (injected into the app as a resource) and
+offers the operations every feature shares: sites and their keys, checked
+comments, labels with full history (the latest wins), the audit log and the
+list of forgotten commenters. Each write is one transaction; a write that
+cannot be committed raises :class:`~service.errors.StorageError` and is never
+acknowledged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import string
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from sqlalchemy import Connection, Engine, create_engine, event, func, insert, select, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from service.errors import Conflict, NotFound, StorageError, ValidationError
+from service.store import schema as t
+from training.text import dedup_key
+
+KEY_ALPHABET = string.ascii_lowercase + string.digits  # host names arrive lower-cased
+KEY_LENGTH = 12  # WordPress refuses any other length
+LABELS = {"spam": ("spam", "ham"), "toxicity": ("toxic", "ok")}
+LABEL_SOURCES = ("moderator", "site", "import")
+
+T = TypeVar("T")
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.strip().lower().encode()).hexdigest()
+
+
+def content_hash(text: str) -> str:
+    return hashlib.sha256(dedup_key(text).encode()).hexdigest()
+
+
+def value_hash(value: str) -> str:
+    return hashlib.sha256(value.strip().lower().encode()).hexdigest()
+
+
+def site_key(url: str) -> str:
+    """A site URL in the form keys are bound to: host (lower case) and path, no scheme."""
+    raw = url.strip()
+    if not raw:
+        raise ValidationError("a site URL is required", field="blog")
+    parts = urlsplit(raw if "://" in raw else f"http://{raw}")
+    if not parts.hostname:
+        raise ValidationError(f"{url!r} is not a site URL", field="blog")
+    host = parts.hostname.lower().removeprefix("www.")
+    try:
+        port_number = parts.port
+    except ValueError as exc:  # "host:xyz" or a port over 65535
+        raise ValidationError(f"{url!r} is not a site URL: {exc}", field="blog") from exc
+    port = f":{port_number}" if port_number not in (None, 80, 443) else ""
+    return f"{host}{port}{parts.path.rstrip('/')}"
+
+
+def engine_for(url: str) -> Engine:
+    """An Engine with the settings commentmod needs on each backend."""
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        return engine
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=5,
+        max_overflow=5,
+        pool_recycle=1800,
+        connect_args={"connect_timeout": 5},
+    )
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    key_id: int
+    site_id: int
+    site_url: str
+
+
+@dataclass(frozen=True)
+class CheckRecord:
+    """What is stored for one checked comment."""
+
+    guid: str
+    site_id: int | None
+    source: str
+    content: str
+    fields: dict[str, str]
+    extra: dict[str, Any]
+    spam_probability: float | None
+    verdict: str | None
+    discard: bool
+    reasons: list[dict[str, Any]]
+    model_version: str
+    is_test: bool = False
+    toxicity: dict[str, Any] | None = None  # {"scores": {...}, "spans": [[b, e, s]]}
+
+
+COMMENT_COLUMNS = {
+    "author": "author",
+    "author_email": "author_email",
+    "author_url": "author_url",
+    "user_ip": "user_ip",
+    "user_agent": "user_agent",
+    "referrer": "referrer",
+    "permalink": "permalink",
+    "type": "comment_type",
+    "lang": "lang",
+    "created_at": "comment_created_at",
+}
+
+
+def _new_id(result: Any) -> int:
+    """The primary key of the row an INSERT just wrote."""
+    return int(result.inserted_primary_key[0])
+
+
+def new_guid() -> str:
+    return str(uuid.uuid4())
+
+
+class Store:
+    """Storage operations over one Engine."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    # --- plumbing ----------------------------------------------------------
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """One committed transaction; any database failure becomes StorageError."""
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except IntegrityError:
+            raise
+        except SQLAlchemyError as exc:
+            raise StorageError(
+                f"the database could not complete the operation: "
+                f"{type(getattr(exc, 'orig', None) or exc).__name__}"
+            ) from exc
+
+    def read(self, fn: Callable[[Connection], T]) -> T:
+        try:
+            with self.engine.connect() as conn:
+                return fn(conn)
+        except SQLAlchemyError as exc:
+            raise StorageError(
+                f"the database could not be read: "
+                f"{type(getattr(exc, 'orig', None) or exc).__name__}"
+            ) from exc
+
+    def ping(self) -> None:
+        self.read(lambda c: c.execute(select(1)).scalar_one())
+
+    # --- sites and keys ----------------------------------------------------
+    def ensure_site(self, url: str, conn: Connection | None = None) -> int:
+        key = site_key(url)
+
+        def run(c: Connection) -> int:
+            found = c.execute(select(t.sites.c.id).where(t.sites.c.url == key)).scalar()
+            if found is not None:
+                return int(found)
+            return _new_id(
+                c.execute(insert(t.sites).values(url=key, name=key, settings={}, created_at=now()))
+            )
+
+        if conn is not None:
+            return run(conn)
+        try:
+            with self.transaction() as c:
+                return run(c)
+        except IntegrityError:  # created concurrently: read it back
+            with self.transaction() as c:
+                return run(c)
+
+    def sites(self) -> list[dict[str, Any]]:
+        return self.read(
+            lambda c: [dict(r._mapping) for r in c.execute(select(t.sites).order_by(t.sites.c.id))]
+        )
+
+    def site(self, site_id: int) -> dict[str, Any]:
+        row = self.read(lambda c: c.execute(select(t.sites).where(t.sites.c.id == site_id)).first())
+        if row is None:
+            raise NotFound(f"no site {site_id}")
+        return dict(row._mapping)
+
+    def update_site_settings(self, site_id: int, changes: dict[str, Any]) -> dict[str, Any]:
+        with self.transaction() as c:
+            row = c.execute(select(t.sites.c.settings).where(t.sites.c.id == site_id)).first()
+            if row is None:
+                raise NotFound(f"no site {site_id}")
+            merged = {**(row[0] or {}), **changes}
+            merged = {k: v for k, v in merged.items() if v is not None}
+            c.execute(update(t.sites).where(t.sites.c.id == site_id).values(settings=merged))
+        return merged
+
+    def create_key(self, site_url: str, actor: str = "cli") -> tuple[str, int]:
+        """A new 12-character key for ``site_url``; only its sha256 is stored."""
+        key = "".join(secrets.choice(KEY_ALPHABET) for _ in range(KEY_LENGTH))
+        with self.transaction() as c:
+            site_id = self.ensure_site(site_url, c)
+            c.execute(
+                insert(t.api_keys).values(
+                    site_id=site_id, key_hash=hash_key(key), key_hint=key[-4:], created_at=now()
+                )
+            )
+            self._audit(c, actor, "key.create", site_key(site_url), {"hint": key[-4:]})
+        return key, site_id
+
+    def find_key(self, key: str) -> KeyInfo | None:
+        """The live key matching ``key`` (case-insensitive), compared in constant time."""
+        if not key or len(key) > 64:
+            return None
+        wanted = hash_key(key)
+        row = self.read(
+            lambda c: c.execute(
+                select(t.api_keys.c.id, t.api_keys.c.site_id, t.api_keys.c.key_hash, t.sites.c.url)
+                .join(t.sites, t.sites.c.id == t.api_keys.c.site_id)
+                .where(t.api_keys.c.key_hash == wanted, t.api_keys.c.revoked_at.is_(None))
+            ).first()
+        )
+        if row is None or not hmac.compare_digest(row.key_hash, wanted):
+            return None
+        return KeyInfo(row.id, row.site_id, row.url)
+
+    def keys(self) -> list[dict[str, Any]]:
+        return self.read(
+            lambda c: [
+                dict(r._mapping)
+                for r in c.execute(
+                    select(
+                        t.api_keys.c.id,
+                        t.api_keys.c.key_hint,
+                        t.api_keys.c.created_at,
+                        t.api_keys.c.revoked_at,
+                        t.sites.c.url.label("site"),
+                    )
+                    .join(t.sites, t.sites.c.id == t.api_keys.c.site_id)
+                    .order_by(t.api_keys.c.id)
+                )
+            ]
+        )
+
+    def revoke_key(self, key_or_id: str, actor: str = "cli") -> int:
+        """Revoke by the key itself or by its numeric id; returns the key id."""
+        cond = (
+            (t.api_keys.c.id == int(key_or_id))
+            if key_or_id.isdigit() and len(key_or_id) < KEY_LENGTH
+            else (t.api_keys.c.key_hash == hash_key(key_or_id))
+        )
+        with self.transaction() as c:
+            row = c.execute(select(t.api_keys.c.id).where(cond)).first()
+            if row is None:
+                raise NotFound("no such key")
+            c.execute(update(t.api_keys).where(t.api_keys.c.id == row.id).values(revoked_at=now()))
+            self._audit(c, actor, "key.revoke", str(row.id), {})
+        return int(row.id)
+
+    # --- comments ----------------------------------------------------------
+    def record_checks(self, records: list[CheckRecord]) -> None:
+        """Store checked comments, all in one transaction."""
+        if not records:
+            return
+        rows = []
+        for rec in records:
+            values = {
+                COMMENT_COLUMNS[k]: v[:2000] for k, v in rec.fields.items() if k in COMMENT_COLUMNS
+            }
+            rows.append(
+                dict(
+                    guid=rec.guid,
+                    site_id=rec.site_id,
+                    source=rec.source,
+                    received_at=now(),
+                    content=rec.content,
+                    content_hash=content_hash(rec.content),
+                    extra=rec.extra,
+                    spam_probability=rec.spam_probability,
+                    verdict=rec.verdict,
+                    discard=rec.discard,
+                    reasons=rec.reasons,
+                    model_version=rec.model_version,
+                    is_test=rec.is_test,
+                    toxicity=rec.toxicity,
+                    **{c: values.get(c, "") for c in COMMENT_COLUMNS.values()},
+                )
+            )
+        with self.transaction() as c:
+            c.execute(insert(t.comments), rows)
+
+    def comment(self, comment_id: int) -> dict[str, Any]:
+        row = self.read(
+            lambda c: c.execute(select(t.comments).where(t.comments.c.id == comment_id)).first()
+        )
+        if row is None:
+            raise NotFound(f"no comment {comment_id}")
+        return dict(row._mapping)
+
+    def find_comment(
+        self, *, guid: str = "", content: str = "", site_id: int | None = None
+    ) -> dict[str, Any] | None:
+        """By guid when given, else the newest comment with the same normalised text."""
+        if guid:
+            q = select(t.comments).where(t.comments.c.guid == guid)
+        elif content:
+            q = (
+                select(t.comments)
+                .where(t.comments.c.content_hash == content_hash(content))
+                .order_by(t.comments.c.id.desc())
+                .limit(1)
+            )
+            if site_id is not None:
+                q = q.where(t.comments.c.site_id == site_id)
+        else:
+            return None
+        row = self.read(lambda c: c.execute(q).first())
+        return dict(row._mapping) if row is not None else None
+
+    # --- labels ------------------------------------------------------------
+    def add_label(
+        self,
+        comment_id: int,
+        label: str,
+        *,
+        source: str,
+        actor: str = "",
+        task: str = "spam",
+        score: float | None = None,
+        attribute: str | None = None,
+        is_test: bool = False,
+        conn: Connection | None = None,
+    ) -> int:
+        """Append a label to a comment's history; the newest label wins."""
+        if task not in LABELS or label not in LABELS[task]:
+            raise ValidationError(f"label must be one of {LABELS.get(task)}", field="label")
+        if source not in LABEL_SOURCES:
+            raise ValidationError(f"source must be one of {LABEL_SOURCES}", field="source")
+        values = dict(
+            comment_id=comment_id,
+            task=task,
+            label=label,
+            score=score,
+            attribute=attribute,
+            source=source,
+            actor=actor[:200],
+            is_test=is_test,
+            created_at=now(),
+        )
+        if conn is not None:
+            return _new_id(conn.execute(insert(t.labels).values(**values)))
+        with self.transaction() as c:
+            return _new_id(c.execute(insert(t.labels).values(**values)))
+
+    def label_history(self, comment_id: int, task: str = "spam") -> list[dict[str, Any]]:
+        return self.read(
+            lambda c: [
+                dict(r._mapping)
+                for r in c.execute(
+                    select(t.labels)
+                    .where(t.labels.c.comment_id == comment_id, t.labels.c.task == task)
+                    .order_by(t.labels.c.id)
+                )
+            ]
+        )
+
+    def latest_label(self, comment_id: int, task: str = "spam") -> str | None:
+        history = self.label_history(comment_id, task)
+        return str(history[-1]["label"]) if history else None
+
+    def feedback(
+        self,
+        *,
+        label: str,
+        source: str,
+        actor: str,
+        site_id: int | None,
+        guid: str = "",
+        content: str = "",
+        fields: dict[str, str] | None = None,
+        is_test: bool = False,
+    ) -> tuple[int, int]:
+        """Store a label for a comment found by guid, else by content, else newly recorded.
+
+        Never fails because the comment was not seen before. Returns (comment id, label id).
+        """
+        found = self.find_comment(guid=guid, site_id=None) if guid else None
+        if found is not None and site_id is not None and found["site_id"] not in (None, site_id):
+            found = None  # a site labels its own comments only, whatever guid it sends
+        if found is None and content:
+            found = self.find_comment(content=content, site_id=site_id)
+        with self.transaction() as c:
+            if found is None:
+                if not content:
+                    raise NotFound("no comment with that guid, and no content to record")
+                values = {
+                    COMMENT_COLUMNS[k]: v[:2000]
+                    for k, v in (fields or {}).items()
+                    if k in COMMENT_COLUMNS
+                }
+                comment_id = _new_id(
+                    c.execute(
+                        insert(t.comments).values(
+                            guid=new_guid(),
+                            site_id=site_id,
+                            source="feedback",
+                            received_at=now(),
+                            content=content,
+                            content_hash=content_hash(content),
+                            extra={},
+                            reasons=[],
+                            model_version="",
+                            is_test=is_test,
+                            **values,
+                        )
+                    )
+                )
+            else:
+                comment_id = int(found["id"])
+            label_id = self.add_label(
+                comment_id, label, source=source, actor=actor, is_test=is_test, conn=c
+            )
+        return comment_id, label_id
+
+    # --- audit and privacy -------------------------------------------------
+    def _audit(
+        self, conn: Connection, actor: str, action: str, target: str, detail: dict[str, Any]
+    ) -> None:
+        conn.execute(
+            insert(t.audit_log).values(
+                at=now(), actor=actor[:200], action=action, target=target[:200], detail=detail
+            )
+        )
+
+    def audit(
+        self, actor: str, action: str, target: str = "", detail: dict[str, Any] | None = None
+    ) -> None:
+        with self.transaction() as c:
+            self._audit(c, actor, action, target, detail or {})
+
+    def audit_entries(self, limit: int = 100) -> list[dict[str, Any]]:
+        return self.read(
+            lambda c: [
+                dict(r._mapping)
+                for r in c.execute(
+                    select(t.audit_log).order_by(t.audit_log.c.id.desc()).limit(limit)
+                )
+            ]
+        )
+
+    def is_forgotten(self, email: str = "", ip: str = "") -> bool:
+        wanted = [("email", value_hash(email))] if email else []
+        wanted += [("ip", value_hash(ip))] if ip else []
+        if not wanted:
+            return False
+
+        def run(c: Connection) -> bool:
+            for kind, h in wanted:
+                if c.execute(
+                    select(func.count())
+                    .select_from(t.forgotten)
+                    .where(t.forgotten.c.kind == kind, t.forgotten.c.value_hash == h)
+                ).scalar():
+                    return True
+            return False
+
+        return self.read(run)
+
+
+def ensure_unique(fn: Callable[[], T], message: str) -> T:
+    """Run a write that may hit a unique constraint; turn that into a 409."""
+    try:
+        return fn()
+    except IntegrityError as exc:
+        raise Conflict(message) from exc
