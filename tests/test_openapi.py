@@ -45,7 +45,7 @@ def test_every_api_rule_is_documented(app: Flask, client: FlaskClient) -> None:
         for method in sorted((rule.methods or set()) - IGNORED_METHODS):
             if method.lower() not in paths.get(path, {}):
                 missing.append(f"{method} {path}")
-    assert not missing, f"undocumented in service/openapi.json: {missing}"
+    assert not missing, f"undocumented in service/api/openapi.json: {missing}"
 
 
 def test_every_documented_operation_exists(app: Flask, client: FlaskClient) -> None:

@@ -1,6 +1,6 @@
 """The OpenAPI 3.1 document of the JSON API, served at ``/api/v1/openapi.json``.
 
-The document lives in ``service/openapi.json`` so it reads like the contract it
+The document lives in ``service/api/openapi.json`` so it reads like the contract it
 is; the limits that come from settings (longest comment, longest field, largest
 batch) are filled in from the running configuration, so the served document
 always states the limits this server enforces. tests/test_openapi.py fails for

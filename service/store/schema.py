@@ -1,5 +1,5 @@
 """The database schema, shared by the scoring, Akismet, moderation, retraining and
-toxicity features. Alembic migrations under ``service/migrations`` create it;
+toxicity features. Alembic migrations under ``service/store/migrations`` create it;
 a test checks that the migrations and these tables agree.
 """
 
