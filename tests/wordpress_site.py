@@ -30,11 +30,13 @@ import httpx
 
 WORDPRESS = Path("/usr/share/wordpress")
 AKISMET = WORDPRESS / "wp-content" / "plugins" / "akismet"
+THEME = WORDPRESS / "wp-content" / "themes" / "twentytwentythree"  # renders the comment form
 ADMIN_USER = "editor-in-chief"
 ADMIN_PASSWORD = "e2e-not-a-real-Passw0rd"
 # Debian package -> what must be on the machine for it
 NEEDED = {
     "wordpress": lambda: (WORDPRESS / "wp-settings.php").is_file() and AKISMET.is_dir(),
+    "wordpress-theme-twentytwentythree": lambda: (THEME / "theme.json").is_file(),
     "php-cli": lambda: shutil.which("php") is not None,
     "php-mysql": lambda: shutil.which("php") is not None and "mysqli" in subprocess.run(
         ["php", "-m"], capture_output=True, text=True, check=False).stdout.split(),
