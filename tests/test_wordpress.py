@@ -50,16 +50,20 @@ CANT_CONNECT = "can't connect to the Akismet servers"
 
 
 @pytest.fixture
-def commentmod(serve: Callable[..., str], redis_url: str) -> str:
+def debian_packages() -> None:
+    missing = missing_packages()
+    if missing:
+        pytest.skip(f"needs the Debian packages {' '.join(missing)} "
+                    "(scripts/system-deps installs them when run as root)")
+
+
+@pytest.fixture
+def commentmod(debian_packages: None, serve: Callable[..., str], redis_url: str) -> str:
     return serve(workers=2, env={"COMMENTMOD_REDIS_URL": redis_url})
 
 
 @pytest.fixture
 def site(tmp_path: Path, commentmod: str) -> Iterator[WordPressSite]:
-    missing = missing_packages()
-    if missing:
-        pytest.skip(f"needs the Debian packages {' '.join(missing)} "
-                    "(scripts/system-deps installs them when run as root)")
     db = MariaDB(tmp_path / "mariadb")
     wp = WordPressSite(tmp_path / "wp", db)
     try:
@@ -176,16 +180,20 @@ def test_wordpress_akismet_plugin_against_commentmod(
     # The connector sends the plugin's calls, and only those, to commentmod.
     probe = site.php("""
         $akismet = wp_remote_get( 'https://rest.akismet.com/1.1/test' );
+        // how the plugin probes a server by IP address: Host: rest.akismet.com
+        $by_ip = Akismet::verify_key( Akismet::get_api_key(), '192.0.2.1' );
         $other = wp_remote_get( 'https://api.wordpress.org/core/version-check/1.7/' );
         $own = wp_remote_get( home_url( '/wp-login.php' ) );
         echo json_encode( array(
             'akismet' => wp_remote_retrieve_body( $akismet ),
+            'by_ip' => $by_ip,
             'other' => is_wp_error( $other ) ? $other->get_error_message() : 'answered',
             'own' => strpos( wp_remote_retrieve_body( $own ), 'user_login' ) !== false,
         ) );
     """)
     assert json.loads(probe) == {
         "akismet": "connected",
+        "by_ip": "valid",
         "other": "User has blocked requests through HTTP.",  # WP_HTTP_BLOCK_EXTERNAL
         "own": True,
     }

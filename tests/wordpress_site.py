@@ -18,6 +18,7 @@ import html
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -68,14 +69,31 @@ def wait_until(probe: Any, timeout: float, what: str, log: Path | None = None) -
 
 
 def stop(proc: subprocess.Popen[bytes] | None) -> None:
-    if proc is None or proc.poll() is not None:
+    """Stop a server started with ``start_new_session=True``, with every process of its
+    group: ``php -S`` with PHP_CLI_SERVER_WORKERS forks workers that outlive the parent."""
+    if proc is None:
         return
-    proc.terminate()
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
     try:
         proc.wait(timeout=20)
     except subprocess.TimeoutExpired:
-        proc.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+    deadline = time.monotonic() + 10
+    while _group_alive(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 # --- MariaDB ---------------------------------------------------------------------
@@ -109,7 +127,7 @@ class MariaDB:
                  "--bind-address=127.0.0.1", f"--socket={self.socket}",
                  f"--pid-file={self.root / 'mariadb.pid'}", "--skip-log-bin",
                  "--innodb-buffer-pool-size=32M", "--skip-name-resolve", *self._user()],
-                stdout=out, stderr=subprocess.STDOUT,
+                stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
             )
         wait_until(lambda: self.socket.exists() and self.query("select 1") == [["1"]], 60,
                    "mariadbd", log)
@@ -205,7 +223,7 @@ class WordPressSite:
             self.proc = subprocess.Popen(
                 ["php", "-S", f"127.0.0.1:{self.port}", "-t", str(self.docroot)],
                 cwd=self.docroot, stdout=out, stderr=subprocess.STDOUT,
-                env={**os.environ, "PHP_CLI_SERVER_WORKERS": "2"},
+                env={**os.environ, "PHP_CLI_SERVER_WORKERS": "2"}, start_new_session=True,
             )
         wait_until(lambda: httpx.get(self.url + "/wp-login.php", timeout=2).status_code < 500,
                    30, "php -S", log)

@@ -31,13 +31,16 @@ function commentmod_route_akismet( $preempt, $args, $url ) {
 	if ( false !== $preempt || ! defined( 'COMMENTMOD_URL' ) || ! COMMENTMOD_URL ) {
 		return $preempt;
 	}
-	$parts   = wp_parse_url( $url );
-	$headers = isset( $args['headers'] ) && is_array( $args['headers'] ) ? $args['headers'] : array();
-	$named   = isset( $parts['host'] ) ? strtolower( $parts['host'] ) : '';
-	foreach ( $headers as $name => $value ) {
-		if ( 'host' === strtolower( $name ) ) {
-			$named = is_string( $value ) && 'rest.akismet.com' === strtolower( $value ) ? 'rest.akismet.com' : $named;
-			unset( $headers[ $name ] );
+	$parts = wp_parse_url( $url );
+	$named = isset( $parts['host'] ) ? strtolower( $parts['host'] ) : '';
+	if ( isset( $args['headers'] ) && is_array( $args['headers'] ) ) {
+		foreach ( $args['headers'] as $name => $value ) {
+			if ( 'host' === strtolower( $name ) ) {
+				if ( is_string( $value ) && 'rest.akismet.com' === strtolower( $value ) ) {
+					$named = 'rest.akismet.com';
+				}
+				unset( $args['headers'][ $name ] ); // commentmod's own host name goes instead
+			}
 		}
 	}
 	if ( 'rest.akismet.com' !== $named ) {
@@ -47,7 +50,6 @@ function commentmod_route_akismet( $preempt, $args, $url ) {
 	if ( isset( $parts['query'] ) ) {
 		$target .= '?' . $parts['query'];
 	}
-	$args['headers'] = $headers;
 	return wp_remote_request( $target, $args );
 }
 
