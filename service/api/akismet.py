@@ -1,9 +1,11 @@
 """Akismet's wire protocol (/1.1 and /1.2), byte for byte as real clients expect.
 
-Sites switch to commentmod by changing a host name, so every answer is what
-Akismet itself would send: HTTP 200 and a ``text/plain`` body even for a bad
-key (``invalid`` with an ``X-akismet-debug-help`` header saying why), unknown
-fields ignored, never an HTML page. docs/akismet.md describes the endpoints.
+Sites keep the Akismet client they run (each reaches us through one small,
+tested step: docs/akismet.md, "Clients"), so every answer is what Akismet
+itself would send: HTTP 200 and a ``text/plain`` body even for a bad key
+(``invalid`` with an ``X-akismet-debug-help`` header saying why), unknown
+fields ignored, never an HTML page; the WordPress plugin's settings-page calls
+too. docs/akismet.md describes the endpoints.
 """
 
 from __future__ import annotations
