@@ -1,9 +1,11 @@
 """Akismet's wire protocol (/1.1 and /1.2), byte for byte as real clients expect.
 
-Sites switch to commentmod by changing a host name, so every answer is what
-Akismet itself would send: HTTP 200 and a ``text/plain`` body even for a bad
-key (``invalid`` with an ``X-akismet-debug-help`` header saying why), unknown
-fields ignored, never an HTML page. docs/akismet.md describes the endpoints.
+Sites keep the Akismet client they run (each reaches us through one small,
+tested step: docs/akismet.md, "Clients"), so every answer is what Akismet
+itself would send: HTTP 200 and a ``text/plain`` body even for a bad key
+(``invalid`` with an ``X-akismet-debug-help`` header saying why), unknown
+fields ignored, never an HTML page; the WordPress plugin's settings-page calls
+too. docs/akismet.md describes the endpoints.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import codecs
 import csv
 import io
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -54,6 +56,11 @@ ALIASES = {"content_type": "comment_type", "charset": "blog_charset"}  # Discour
 GMT_FIELDS = frozenset({"comment_date_gmt", "comment_post_modified_gmt"})
 EXTRA_FIELDS = ("blog", "blog_charset", "recheck_reason", "comment_parent", "comment_context")
 MAX_REPORT_LIMIT = 10_000
+WORDPRESS_HONEYPOT = "POST_ak_hp_textarea"
+# What get-subscription reports: one self-hosted plan that is always active and never bills.
+SUBSCRIPTION = {"account_name": "commentmod (self-hosted)", "account_type": "self-hosted",
+                "status": "active", "next_billing_date": None, "limit_reached": False}
+STATS_PERIODS = {"60-days": timedelta(days=60), "6-months": timedelta(days=183)}
 
 
 class Invalid(CommentmodError):
@@ -70,6 +77,12 @@ def text(body: str, headers: dict[str, str] | None = None, status: int = 200) ->
     response = current_app.response_class(body, status=status, mimetype="text/plain")
     response.headers.update(headers or {})
     return response
+
+
+def json_body(body: dict[str, Any]) -> Response:
+    return current_app.response_class(
+        current_app.json.dumps(body), status=200, mimetype="application/json"
+    )
 
 
 def _header_safe(message: str) -> str:
@@ -190,13 +203,23 @@ def to_comment(fields: dict[str, str], settings: Settings) -> Comment:
             value = _gmt(value)
         limit = settings.max_content_chars if target == "content" else settings.max_field_chars
         values[target] = value[:limit]
-    honeypot_name = fields.get("honeypot_field_name", "").strip()
-    if honeypot_name and honeypot_name not in (*FIELD_MAP, "api_key", "key", "blog"):
-        values["honeypot"] = fields.get(honeypot_name, "")[: settings.max_field_chars]
+    honeypot = _honeypot(fields)
+    if honeypot:
+        values["honeypot"] = honeypot[: settings.max_field_chars]
     extra = {
         name: fields[name][: settings.max_field_chars] for name in EXTRA_FIELDS if fields.get(name)
     }
     return Comment(content=values.pop("content", ""), extra=extra, **values)
+
+
+def _honeypot(fields: dict[str, str]) -> str:
+    """The honeypot's value: the field ``honeypot_field_name`` names, else the hidden
+    textarea the WordPress plugin renders into every form it protects (sent as
+    ``POST_ak_hp_textarea``, without ``honeypot_field_name``)."""
+    name = fields.get("honeypot_field_name", "").strip()
+    if name:
+        return "" if name in (*FIELD_MAP, "api_key", "key", "blog") else fields.get(name, "")
+    return fields.get(WORDPRESS_HONEYPOT, "")
 
 
 # --- keys and sites ------------------------------------------------------------
@@ -207,10 +230,18 @@ def _covers(bound: str, blog: str) -> bool:
     return blog == bound or blog.startswith(bound.rstrip("/") + "/")
 
 
-def authorise(res: Resources, fields: dict[str, str], *, fresh: bool = False) -> KeyInfo:
+def authorise(
+    res: Resources, fields: dict[str, str], *, fresh: bool = False, asked: bool = False
+) -> KeyInfo:
     """The key's site, checked against ``blog``; otherwise Invalid with the reason.
-    ``fresh``: ask the database, not the worker's key cache (verify-key)."""
-    key = form_key(fields, request.host)
+
+    ``fresh``: ask the database, not the worker's key cache (verify-key).
+    ``asked``: judge the key the call asks about, ``key``, before ``api_key``. The
+    WordPress plugin adds its stored key as ``api_key`` to every call, so when an
+    operator types a new key into its settings form, verify-key and get-subscription
+    carry the new one as ``key`` beside the old one as ``api_key``.
+    """
+    key = (fields.get("key", "").strip() if asked else "") or form_key(fields, request.host)
     if not key:
         raise Invalid(
             'Empty "api_key" value: send api_key (or key), or reach us as KEY.rest.akismet.com'
@@ -245,7 +276,7 @@ def _require_post() -> None:
 @bp.route("/1.1/verify-key", methods=["GET", "POST"])
 def verify_key() -> Response:
     _require_post()
-    authorise(resources(), request_fields(), fresh=True)
+    authorise(resources(), request_fields(), fresh=True, asked=True)
     return text("valid")
 
 
@@ -310,6 +341,67 @@ def submit_ham() -> Response:
     return _submit("ham")
 
 
+# --- what the WordPress plugin's settings page calls -----------------------------
+
+
+@bp.route("/1.1/test", methods=["GET", "POST"])
+def connection_test() -> Response:
+    """The plugin's connectivity probe: any body but ``connected`` shows the site
+    owner "Your site can't connect to the Akismet servers"."""
+    return text("connected")
+
+
+@bp.route("/1.1/get-subscription", methods=["GET", "POST"])
+def get_subscription() -> Response:
+    """The plugin saves a key from its settings form only when this says ``active``;
+    the fields are the ones its settings page reads (views/config.php)."""
+    _require_post()
+    authorise(resources(), request_fields(), fresh=True, asked=True)
+    return json_body(SUBSCRIPTION)
+
+
+@bp.route("/1.1/get-stats", methods=["GET", "POST"])
+def get_stats() -> Response:
+    """The site's checks since ``from`` (``60-days``, ``6-months`` or ``all``), counted
+    as key-sites counts them, with a per-month ``breakdown`` (``wp akismet stats``)."""
+    _require_post()
+    res = resources()
+    fields = request_fields()
+    info = authorise(res, fields, asked=True)
+    period = fields.get("from", "").strip() or "all"
+    if period != "all" and period not in STATS_PERIODS:
+        raise Invalid('"from" must be 60-days, 6-months or all')
+    since = None if period == "all" else datetime.now(UTC) - STATS_PERIODS[period]
+    months = site_stats.site_months(res.store, info.site_id, since,
+                                    unsure_is_spam=res.settings.akismet_unsure_is_spam)
+    counts = ("spam", "ham", "missed_spam", "false_positives")
+    totals = {name: sum(getattr(row, name) for _, row in months) for name in counts}
+    checked = totals["spam"] + totals["ham"]
+    wrong = totals["missed_spam"] + totals["false_positives"]
+    body = {
+        "from": period,
+        **totals,
+        # the share of answers no label contradicted, in percent (100 before any check)
+        "accuracy": round(100 * (checked - wrong) / checked, 2) if checked else 100.0,
+        "breakdown": {
+            month: {"date": month, **{name: getattr(row, name) for name in counts}}
+            for month, row in months
+        },
+    }
+    return json_body(body)
+
+
+@bp.route("/1.1/deactivate", methods=["GET", "POST"])
+def deactivate() -> Response:
+    """Sent when the plugin is switched off. The key stays live (the plugin may be
+    switched on again with it); revoke keys with ``commentmod keys revoke``."""
+    _require_post()
+    res = resources()
+    info = authorise(res, request_fields(), fresh=True, asked=True)
+    res.store.audit(f"site:{info.site_id}", "key.deactivate", info.site_url)
+    return text("deactivated")
+
+
 # --- /1.2 ----------------------------------------------------------------------
 
 
@@ -365,11 +457,8 @@ def key_sites() -> Response:
     page = rows[offset : offset + limit]
     if fmt == "csv":
         return text(_csv(page, key or "all sites", month, limit, offset, len(rows)))
-    body = {month: [r.to_dict() for r in page], "limit": limit, "offset": offset,
-            "total": len(rows)}
-    return current_app.response_class(
-        current_app.json.dumps(body), status=200, mimetype="application/json"
-    )
+    return json_body({month: [r.to_dict() for r in page], "limit": limit, "offset": offset,
+                      "total": len(rows)})
 
 
 def _csv(rows: list[site_stats.SiteActivity], who: str, month: str, limit: int, offset: int,
@@ -408,6 +497,4 @@ def usage_limit() -> Response:
         "percentage": f"{100 * used / limit:.2f}" if limit else "0.00",
         "throttled": False,
     }
-    return current_app.response_class(
-        current_app.json.dumps(body), status=200, mimetype="application/json"
-    )
+    return json_body(body)

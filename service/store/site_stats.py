@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, select
+from sqlalchemy import ColumnElement, Connection, and_, func, literal, select
 
 from service.store import schema as t
 from service.store.db import Store
@@ -63,6 +63,51 @@ def site_activity(
 ) -> list[SiteActivity]:
     """One row per site with checks in ``month`` (all sites when ``site_ids`` is None)."""
     start, end = month_bounds(month)
+    return [row for row, _ in _activity(store, start, end, site_ids=site_ids,
+                                        url_filter=url_filter, unsure_is_spam=unsure_is_spam)]
+
+
+def site_months(
+    store: Store, site_id: int, since: datetime | None, *, unsure_is_spam: bool = True
+) -> list[tuple[str, SiteActivity]]:
+    """A site's activity per ``YYYY-MM`` month from ``since`` (or its first check) to
+    now, oldest first; months without checks are zero rows; at least the current month."""
+    found = {
+        month: row
+        for row, month in _activity(store, since, None, site_ids=[site_id], by_month=True,
+                                    unsure_is_spam=unsure_is_spam)
+    }
+    url = next(iter(found.values())).site if found else str(store.site(site_id)["url"])
+    month = since.strftime("%Y-%m") if since is not None else min(found, default=current_month())
+    months = []
+    while month <= current_month():
+        months.append((month, found.get(month) or SiteActivity(url)))
+        month = _next_month(month)
+    return months
+
+
+def _next_month(month: str) -> str:
+    return month_bounds(month)[1].strftime("%Y-%m")
+
+
+def _month_of(c: Connection, column: Any) -> Any:
+    """``YYYY-MM`` of a UTC timestamp column, in the connection's SQL dialect."""
+    if c.dialect.name == "postgresql":
+        return func.to_char(func.timezone("UTC", column), "YYYY-MM")
+    return func.strftime("%Y-%m", column)
+
+
+def _activity(
+    store: Store,
+    start: datetime | None,
+    end: datetime | None,
+    *,
+    site_ids: list[int] | None = None,
+    url_filter: str = "",
+    unsure_is_spam: bool = True,
+    by_month: bool = False,
+) -> list[tuple[SiteActivity, str]]:
+    """(row, month) per site, and per month of check when ``by_month`` (else month '')."""
     latest = (
         select(t.labels.c.comment_id, func.max(t.labels.c.id).label("label_id"))
         .where(t.labels.c.task == "spam", t.labels.c.is_test.is_(False))
@@ -70,30 +115,35 @@ def site_activity(
         .subquery()
     )
     lab = t.labels.alias("lab")
-    q = (
-        select(t.sites.c.id, t.sites.c.url, t.comments.c.verdict, lab.c.label, func.count())
-        .select_from(
-            t.comments.join(t.sites, t.sites.c.id == t.comments.c.site_id)
-            .outerjoin(latest, latest.c.comment_id == t.comments.c.id)
-            .outerjoin(lab, lab.c.id == latest.c.label_id)
-        )
-        .where(
-            t.comments.c.is_test.is_(False),
-            t.comments.c.verdict.is_not(None),
-            t.comments.c.received_at >= start,
-            t.comments.c.received_at < end,
-        )
-        .group_by(t.sites.c.id, t.sites.c.url, t.comments.c.verdict, lab.c.label)
-    )
+    conditions: list[ColumnElement[bool]] = [
+        t.comments.c.is_test.is_(False), t.comments.c.verdict.is_not(None)
+    ]
+    if start is not None:
+        conditions.append(t.comments.c.received_at >= start)
+    if end is not None:
+        conditions.append(t.comments.c.received_at < end)
     if site_ids is not None:
-        q = q.where(t.sites.c.id.in_(site_ids))
+        conditions.append(t.sites.c.id.in_(site_ids))
     if url_filter:
-        q = q.where(t.sites.c.url.contains(url_filter.strip().lower(), autoescape=True))
+        conditions.append(t.sites.c.url.contains(url_filter.strip().lower(), autoescape=True))
 
-    def run(c: Connection) -> list[SiteActivity]:
-        rows: dict[int, SiteActivity] = {}
-        for site_id, url, verdict, label, n in c.execute(q):
-            row = rows.setdefault(site_id, SiteActivity(url))
+    def run(c: Connection) -> list[tuple[SiteActivity, str]]:
+        month = _month_of(c, t.comments.c.received_at) if by_month else literal("")
+        grouped = [t.sites.c.id, t.sites.c.url, t.comments.c.verdict, lab.c.label]
+        q = (
+            select(t.sites.c.id, t.sites.c.url, month.label("month"), t.comments.c.verdict,
+                   lab.c.label, func.count())
+            .select_from(
+                t.comments.join(t.sites, t.sites.c.id == t.comments.c.site_id)
+                .outerjoin(latest, latest.c.comment_id == t.comments.c.id)
+                .outerjoin(lab, lab.c.id == latest.c.label_id)
+            )
+            .where(*conditions)
+            .group_by(*grouped, *([month] if by_month else []))
+        )
+        rows: dict[tuple[int, str], SiteActivity] = {}
+        for site_id, url, period, verdict, label, n in c.execute(q):
+            row = rows.setdefault((site_id, period), SiteActivity(url))
             row.api_calls += n
             if _answered_spam(verdict, unsure_is_spam):
                 row.spam += n
@@ -101,17 +151,18 @@ def site_activity(
             else:
                 row.ham += n
                 row.missed_spam += n if label == "spam" else 0
+        site_list = list({site_id for site_id, _ in rows})
         live = {
             sid
             for (sid,) in c.execute(
                 select(t.api_keys.c.site_id).where(
-                    and_(t.api_keys.c.revoked_at.is_(None), t.api_keys.c.site_id.in_(list(rows)))
+                    and_(t.api_keys.c.revoked_at.is_(None), t.api_keys.c.site_id.in_(site_list))
                 )
             )
         }
-        for site_id, row in rows.items():
+        for (site_id, _), row in rows.items():
             row.is_revoked = site_id not in live
-        return list(rows.values())
+        return [(row, period) for (_, period), row in rows.items()]
 
     return store.read(run)
 
