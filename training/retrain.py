@@ -53,13 +53,13 @@ from training.report import write_report
 from training.stream import (
     RowProgress,
     Source,
+    Steps,
     StreamSplit,
     chain,
     chunked,
     file_sources,
     labels_source,
     shipped_source,
-    step_bar,
 )
 from training.train import DEFAULT_PARAMS, build_pipeline, code_version
 
@@ -185,23 +185,25 @@ def retrain(
             streams, registry, description=description, fraction=fraction, progress=progress
         )
     file_examples = _read_files(streams[1:] if store is not None else streams, progress)
-    bar = step_bar("training (in memory): labels, fit, gate, refit, save", 5, progress)
+    bar = Steps("training (in memory)", ["reading stored labels", "fitting (training side)",
+                                         "gate (held-out side)", "refitting on all",
+                                         "saving model and report"], progress)
     stored = read_labels(store) if store is not None else []
-    bar.update()
+    bar.done()
     split = split_recent(stored, file_examples, fraction)
     _check(split.train, split.test)
     sources = Counter(s.example.source for s in stored) + Counter(e.source for e in file_examples)
     candidate = build_pipeline()
     candidate.fit([e.comment for e in split.train], [e.label for e in split.train])
-    bar.update()
+    bar.done()
     probs = _predict(candidate, split.test)
     thresholds = choose_thresholds([e.label for e in split.test], probs)
     gate, serving_probs = _gate(registry, split.test, probs, thresholds)
-    bar.update()
+    bar.done()
     everything = split.train + split.test
     final = build_pipeline()
     final.fit([e.comment for e in everything], [e.label for e in everything])
-    bar.update()
+    bar.done()
     summary = {
         "description": description,
         "sources": dict(sources),
@@ -220,8 +222,7 @@ def retrain(
         registry, final, summary=summary, test=split.test, probs=probs, thresholds=thresholds,
         gate=gate, serving_probs=serving_probs, params=dict(DEFAULT_PARAMS),
     )
-    bar.update()
-    bar.close()
+    bar.done()
     return result
 
 
@@ -265,18 +266,20 @@ def train_out_of_core(
         if train:
             _partial_fit(clf, features, train)
             n_train += len(train)
+        del train  # nor while the next chunk is read
     rows.close()
     test = split.test
     if n_train == 0 or not hasattr(clf, "coef_"):
         raise TrainingDataError("no training examples")
     _check([Example(test[0].comment, 0, ""), Example(test[0].comment, 1, "")] if test else [], test)
-    steps = step_bar("gate: score held-out, serving model, save", 3, progress)
+    steps = Steps("gate", [f"candidate on {len(test):,} held-out", "serving model on them",
+                           "saving model and report"], progress)
     pipeline = Pipeline([("features", features), ("clf", clf)])
     probs = _predict(pipeline, test)
     thresholds = choose_thresholds([e.label for e in test], probs)
-    steps.update()
+    steps.done()
     gate, serving_probs = _gate(registry, test, probs, thresholds)
-    steps.update()
+    steps.done()
     summary = {
         "description": description,
         "sources": dict(split.sources),
@@ -296,8 +299,7 @@ def train_out_of_core(
         gate=gate, serving_probs=serving_probs,
         params={**SGD_PARAMS, "n_features": features.n_features},
     )
-    steps.update()
-    steps.close()
+    steps.done()
     return result
 
 

@@ -201,11 +201,29 @@ class RowProgress:
     def close(self) -> None:
         """The stream ended: what was read is the total (an overestimate shrinks to it)."""
         self.bar.total = self.bar.n
-        self.bar.set_postfix_str(f"{self.chunks} chunks", refresh=False)
+        self.bar.set_postfix_str(f"{self.chunks} chunk{'s' * (self.chunks != 1)}", refresh=False)
         self.bar.close()
 
 
-def step_bar(desc: str, total: int, enabled: bool) -> tqdm[Any]:
-    """Named steps of known number (the gate, the fits), with an ETA."""
-    return tqdm(total=total, desc=desc, unit=" step", file=sys.stderr, disable=not enabled,
-                dynamic_ncols=True)
+class Steps:
+    """Named steps of known number (the fits, the gate, saving): each one's name shows
+    while it runs, with the count done and an ETA from the steps so far."""
+
+    def __init__(self, what: str, names: Sequence[str], enabled: bool) -> None:
+        self.what = what
+        self.names = list(names)
+        self.bar: tqdm[Any] = tqdm(total=len(names), desc=f"{what}: {self.names[0]}",
+                                   unit=" step", file=sys.stderr, disable=not enabled,
+                                   dynamic_ncols=True)
+
+    def _show(self, i: int) -> None:
+        if i < len(self.names):
+            self.bar.set_description(f"{self.what}: {self.names[i]}")
+
+    def done(self) -> None:
+        """The current step finished; the next one's name shows."""
+        self.bar.update()
+        self._show(self.bar.n)
+        if self.bar.n >= len(self.names):
+            self.bar.set_description(f"{self.what}: done")
+            self.bar.close()
