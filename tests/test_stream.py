@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from service.cli import main
-from service.registry import Registry
+from service.cli.main import main
+from service.registry.versions import Registry
 from training.datasets import Example, iter_dataset
 from training.features import Comment
 from training.retrain import train_out_of_core
