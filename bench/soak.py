@@ -2,6 +2,9 @@
 written through the feedback API meanwhile; ends with the counts.
 
     PYTHONPATH=$PWD .venv/bin/python bench/soak.py --minutes 5 [--out soak.json]
+    # memory only: no faults, no Redis (every worker keeps its own flood table)
+    PYTHONPATH=$PWD .venv/bin/python bench/soak.py --minutes 15 --warmup 3 \
+        --fault-interval 0 --no-redis
 
 It starts its own gunicorn server (``commentmod serve``), redis-server and (with
 ``--database-url`` unset) SQLite file, all throwaway, on free ports. Faults
@@ -10,6 +13,12 @@ alternate every ``--fault-interval`` seconds: Redis SIGKILLed then restarted
 ``POST /api/v1/feedback`` when the server has it, else straight through
 ``service.api.checking.record_feedback`` on the same database (the foundation has no
 feedback endpoint yet). At the end every acknowledged label is looked up.
+
+Every ``--sample-seconds`` the resident set (VmRSS) of each gunicorn worker is
+read from /proc; the summary gives each worker's smallest and largest RSS after
+``--warmup`` minutes, and the spread (issue 22: flat within 5 MB). A worker
+killed by a fault starts again from scratch, so measure memory with
+``--fault-interval 0``.
 """
 
 from __future__ import annotations
@@ -44,6 +53,7 @@ WORDS = (
 
 class Tally:
     def __init__(self) -> None:
+        self.rss: list[tuple[float, int, float]] = []  # (seconds since start, worker pid, MB)
         self.lock = threading.Lock()
         self.outcomes: Counter[str] = Counter()
         self.latencies: list[float] = []
@@ -138,6 +148,44 @@ def direct_label(res: Any, label: str, content: str) -> tuple[int, Any]:
     return 200, {"label_id": label_id}
 
 
+def rss_mb(pid: int) -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def rss_sampler(server: Server, started: float, every: float, stop: threading.Event,
+                tally: Tally) -> None:
+    while not stop.wait(every):
+        now = time.monotonic() - started
+        for pid in sorted(server.workers()):
+            mb = rss_mb(pid)
+            if mb is not None:
+                with tally.lock:
+                    tally.rss.append((now, pid, mb))
+
+
+def rss_summary(samples: list[tuple[float, int, float]], warmup: float) -> dict[str, Any]:
+    """Per worker: RSS at the end of warm-up, at the end, smallest and largest after warm-up."""
+    by_pid: dict[int, list[tuple[float, float]]] = {}
+    for t, pid, mb in samples:
+        if t >= warmup:
+            by_pid.setdefault(pid, []).append((t, mb))
+    workers = {
+        str(pid): {"first": round(s[0][1], 1), "last": round(s[-1][1], 1),
+                   "min": round(min(mb for _, mb in s), 1),
+                   "max": round(max(mb for _, mb in s), 1), "samples": len(s)}
+        for pid, s in by_pid.items()
+    }
+    spread = max((w["max"] - w["min"] for w in workers.values()), default=float("nan"))
+    return {"after_warmup_seconds": warmup, "workers": workers,
+            "largest_spread_mb": round(spread, 1)}
+
+
 def fault_injector(server: Server, redis_server: RedisServer, interval: float,
                    redis_down: float, stop: threading.Event, tally: Tally) -> None:
     turn = 0
@@ -182,11 +230,19 @@ def main() -> int:
     parser.add_argument("--minutes", type=float, default=5.0)
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--fault-interval", type=float, default=15.0, help="seconds")
+    parser.add_argument("--fault-interval", type=float, default=15.0,
+                        help="seconds; 0: no faults")
     parser.add_argument("--redis-down", type=float, default=3.0, help="seconds")
     parser.add_argument("--model-dir", type=Path, help="default: bootstrap a fresh model")
     parser.add_argument("--database-url", default="", help="default: a throwaway SQLite file")
     parser.add_argument("--out", type=Path, help="write the summary as JSON here")
+    parser.add_argument("--no-redis", action="store_true",
+                        help="serve without Redis: each worker counts floods in its own table")
+    parser.add_argument("--flood-local-keys", type=int,
+                        help="COMMENTMOD_FLOOD_LOCAL_KEYS for the server (default: its default)")
+    parser.add_argument("--warmup", type=float, default=1.0,
+                        help="minutes before worker RSS counts towards the spread")
+    parser.add_argument("--sample-seconds", type=float, default=5.0)
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="commentmod-soak-"))
@@ -197,10 +253,13 @@ def main() -> int:
     key, _ = store.create_key("https://soak.example")
     store.engine.dispose()
     redis_server = RedisServer(work / "redis")
-    redis_server.start()
+    if not args.no_redis:
+        redis_server.start()
     env = {"COMMENTMOD_ENV": "development", "COMMENTMOD_DATABASE_URL": db_url,
-           "COMMENTMOD_REDIS_URL": redis_server.url,
+           "COMMENTMOD_REDIS_URL": "" if args.no_redis else redis_server.url,
            "COMMENTMOD_MODEL_DIR": str(args.model_dir or work / "models")}
+    if args.flood_local_keys:
+        env["COMMENTMOD_FLOOD_LOCAL_KEYS"] = str(args.flood_local_keys)
     print(f"soak: starting server in {work} (a first model is trained if none)", flush=True)
     server = start_server(work, env, workers=args.workers, timeout=600)
     via_http = post_json(server.base + "/api/v1/feedback", {})[0] != 404
@@ -213,23 +272,28 @@ def main() -> int:
                for n in range(args.clients)]
     threads.append(threading.Thread(target=label_writer, args=(
         server.base, key, token, stop, tally, via_http, db_url)))
-    injector = threading.Thread(target=fault_injector, args=(
-        server, redis_server, args.fault_interval, args.redis_down, stop, tally))
     started = time.monotonic()
-    for t in [*threads, injector]:
+    if args.fault_interval > 0:
+        threads.append(threading.Thread(target=fault_injector, args=(
+            server, redis_server, args.fault_interval, args.redis_down, stop, tally)))
+    threads.append(threading.Thread(target=rss_sampler, args=(
+        server, started, args.sample_seconds, stop, tally)))
+    for t in threads:
         t.start()
     try:
         deadline = started + args.minutes * 60
         while time.monotonic() < deadline:
             time.sleep(min(10.0, max(deadline - time.monotonic(), 0)))
             with tally.lock:
+                latest = {pid: mb for _, pid, mb in tally.rss}
                 print(f"  t={time.monotonic() - started:5.0f}s requests="
                       f"{sum(tally.outcomes.values())} labels={len(tally.labels_acked)} "
-                      f"faults={sum(tally.faults.values())}", flush=True)
+                      f"faults={sum(tally.faults.values())} worker RSS MB="
+                      f"{[round(mb, 1) for _, mb in sorted(latest.items())]}", flush=True)
     finally:
         stop.set()
         elapsed = time.monotonic() - started
-        for t in [*threads, injector]:
+        for t in threads:
             t.join(timeout=60)
         after = [post_json(server.base + "/api/v1/check", {"content": f"after {i}"})[0]
                  for i in range(5)]
@@ -257,6 +321,8 @@ def main() -> int:
         "labels_lost": len(lost),
         "after_faults_status": after,
         "workers_alive_at_end": workers_alive,
+        "worker_rss": rss_summary(tally.rss, args.warmup * 60),
+        "redis": "off" if args.no_redis else "on",
         "machine_load_1min": os.getloadavg()[0],
     }
     print(json.dumps(summary, indent=2))

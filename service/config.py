@@ -75,6 +75,9 @@ class Settings:
     flood_spam_count: int = _setting(
         20, "same substantial text this many times in the window: spam (0: off)", int
     )
+    flood_local_keys: int = _setting(
+        100_000, "keys of a worker's own flood table (used while Redis is off or down)", int
+    )
     reload_interval_seconds: float = _setting(
         2.0, "how often a worker checks the current-model pointer", float
     )
@@ -197,6 +200,7 @@ def _validate(s: Settings) -> None:
         "batch_max",
         "cache_local_size",
         "flood_window_seconds",
+        "flood_local_keys",
         "retention_days",
     )
     for name in positive:

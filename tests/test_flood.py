@@ -75,7 +75,62 @@ def test_local_counters_are_bounded_and_windowed() -> None:
     assert counters.incr("a", 60) == 1
     for i in range(10):
         counters.incr(f"k{i}", 60)
-    assert len(counters._counts) <= 4
+    assert len(counters) <= 4
+
+
+def test_a_full_table_evicts_the_oldest_key_not_every_key() -> None:
+    now = [1000.0]
+    counters = flood.LocalCounters(max_keys=100, clock=lambda: now[0])
+    for i in range(100):
+        counters.incr(f"k{i}", 3600)
+    counters.incr("k1", 3600)  # k0 is now the least recently seen
+    counters.incr("new", 3600)
+    assert len(counters) == 100
+    assert "k0" not in counters
+    assert all(f"k{i}" in counters for i in range(1, 100))
+    assert counters.incr("k1", 3600) == 3  # its count carried on through the eviction
+
+
+def test_a_flood_in_progress_outlives_any_number_of_unique_texts() -> None:
+    """Anyone can post 100k unique texts; that must not reset a flood's count."""
+    now = [1000.0]
+    counters = flood.LocalCounters(max_keys=1_000, clock=lambda: now[0])
+    assert [counters.incr("t:flood", 3600) for _ in range(5)] == [1, 2, 3, 4, 5]
+    for i in range(20_000):  # twenty times the table, one text each
+        counters.incr(f"t:unique-{i}", 3600)
+        if i % 1_000 == 0:
+            assert counters.incr("t:flood", 3600) == 6 + i // 1_000
+    assert len(counters) == 1_000
+    assert counters.incr("t:flood", 3600) == 6 + 20
+    # The unique texts were evicted one by one, oldest first: the newest are still counted.
+    assert "t:unique-19999" in counters and "t:unique-0" not in counters
+
+
+def test_protected_floods_are_bounded_too() -> None:
+    """Many texts each seen twice fill the protected share; its oldest fall back one at a time."""
+    now = [1000.0]
+    counters = flood.LocalCounters(max_keys=10, clock=lambda: now[0], protected_share=0.5)
+    for i in range(30):
+        counters.incr(f"f{i}", 3600)
+        counters.incr(f"f{i}", 3600)
+    assert len(counters) == 10
+    assert all(f"f{i}" in counters for i in range(25, 30))  # the five newest floods
+
+
+def test_the_check_path_keeps_a_flood_through_unique_traffic(
+    make_app: Callable[..., Flask],
+) -> None:
+    """Without Redis, through the API: once a text is seen twice, one-off texts that overflow
+    the worker's table between its posts do not reset its count."""
+    client = make_app(flood_spam_count=5, flood_local_keys=20).test_client()
+    answers = []
+    for i in range(5):
+        answers.append(check(client, FLOODED, permalink=f"https://site{i}.example/a/{i}"))
+        for j in range(25 if i else 0):  # more unique texts than the table holds
+            check(client, f"unique comment number {i}-{j} about the council and the budget "
+                          f"and the roads in the town centre")
+    assert answers[0]["verdict"] != "spam"
+    assert answers[4]["verdict"] == "spam"
 
 
 def test_describe_window() -> None:

@@ -53,24 +53,21 @@ def _label(raw: Any, where: str) -> int:
     raise DatasetError(f"{where}: label {raw!r} is neither spam nor ham")
 
 
-def read_youtube(path: Path) -> list[Example]:
+def iter_youtube(path: Path) -> Iterator[Example]:
     with path.open(newline="", encoding="utf-8") as fh:
         reader = csv.DictReader(fh)
         if reader.fieldnames != YOUTUBE_HEADER:
             raise DatasetError(f"{path}: not a YouTube Spam Collection file")
-        return [
-            Example(
+        for i, row in enumerate(reader, start=2):
+            yield Example(
                 Comment(content=row["CONTENT"]),
                 _label(row["CLASS"], f"{path}:{i}"),
                 path.name,
                 group=path.stem,
             )
-            for i, row in enumerate(reader, start=2)
-        ]
 
 
-def read_sms(path: Path) -> list[Example]:
-    out = []
+def iter_sms(path: Path) -> Iterator[Example]:
     with path.open(encoding="utf-8") as fh:
         for i, line in enumerate(fh, start=1):
             if not line.strip():
@@ -78,10 +75,9 @@ def read_sms(path: Path) -> list[Example]:
             label, sep, text = line.rstrip("\n").partition("\t")
             if not sep:
                 raise DatasetError(f"{path}:{i}: expected 'label<TAB>text'")
-            out.append(
-                Example(Comment(content=text), _label(label, f"{path}:{i}"), path.name, group="sms")
+            yield Example(
+                Comment(content=text), _label(label, f"{path}:{i}"), path.name, group="sms"
             )
-    return out
 
 
 def _from_record(row: dict[str, Any], where: str, source: str) -> Example:
@@ -98,16 +94,16 @@ def _from_record(row: dict[str, Any], where: str, source: str) -> Example:
     )
 
 
-def read_generic_csv(path: Path) -> list[Example]:
+def iter_generic_csv(path: Path) -> Iterator[Example]:
     with path.open(newline="", encoding="utf-8") as fh:
         reader = csv.DictReader(fh)
         if not reader.fieldnames or not {"content", "label"} <= set(reader.fieldnames):
             raise DatasetError(f"{path}: a CSV needs 'content' and 'label' columns")
-        return [_from_record(row, f"{path}:{i}", path.name) for i, row in enumerate(reader, 2)]
+        for i, row in enumerate(reader, 2):
+            yield _from_record(row, f"{path}:{i}", path.name)
 
 
-def read_jsonl(path: Path) -> list[Example]:
-    out = []
+def iter_jsonl(path: Path) -> Iterator[Example]:
     with path.open(encoding="utf-8") as fh:
         for i, line in enumerate(fh, start=1):
             if not line.strip():
@@ -118,32 +114,50 @@ def read_jsonl(path: Path) -> list[Example]:
                 raise DatasetError(f"{path}:{i}: not JSON: {exc}") from exc
             if not isinstance(row, dict):
                 raise DatasetError(f"{path}:{i}: expected a JSON object")
-            out.append(_from_record(row, f"{path}:{i}", path.name))
-    return out
+            yield _from_record(row, f"{path}:{i}", path.name)
 
 
-def read_dataset(path: Path) -> list[Example]:
-    """Read one file or every YouTube CSV of a directory, sniffing the format."""
+def dataset_files(path: Path) -> list[Path]:
+    """The files ``path`` names: itself, or every CSV of a directory (sorted)."""
     path = Path(path)
     if path.is_dir():
         files = sorted(path.glob("*.csv"))
         if not files:
             raise DatasetError(f"{path}: no CSV files")
-        return [ex for f in files for ex in read_dataset(f)]
+        return files
     if not path.is_file():
         raise DatasetError(f"{path}: no such file")
-    try:
-        with path.open(encoding="utf-8") as fh:
-            first = fh.readline()
-        if path.suffix == ".jsonl" or first.lstrip().startswith("{"):
-            return read_jsonl(path)
-        if first.startswith("COMMENT_ID,"):
-            return read_youtube(path)
-        if first.split("\t", 1)[0] in {"ham", "spam"}:
-            return read_sms(path)
-        return read_generic_csv(path)
-    except UnicodeDecodeError as exc:
-        raise DatasetError(f"{path}: not UTF-8 ({exc})") from exc
+    return [path]
+
+
+def iter_dataset(path: Path) -> Iterator[Example]:
+    """Stream one file or every YouTube CSV of a directory, sniffing each file's format.
+
+    One row at a time: a file larger than memory can be read (the out-of-core
+    trainer does). Errors name the file and line, and surface as the bad row is
+    reached."""
+    for file in dataset_files(path):
+        try:
+            yield from _iter_file(file)
+        except UnicodeDecodeError as exc:
+            raise DatasetError(f"{file}: not UTF-8 ({exc})") from exc
+
+
+def _iter_file(path: Path) -> Iterator[Example]:
+    with path.open(encoding="utf-8") as fh:
+        first = fh.readline()
+    if path.suffix == ".jsonl" or first.lstrip().startswith("{"):
+        return iter_jsonl(path)
+    if first.startswith("COMMENT_ID,"):
+        return iter_youtube(path)
+    if first.split("\t", 1)[0] in {"ham", "spam"}:
+        return iter_sms(path)
+    return iter_generic_csv(path)
+
+
+def read_dataset(path: Path) -> list[Example]:
+    """Read one file or every YouTube CSV of a directory (:func:`iter_dataset`, in a list)."""
+    return list(iter_dataset(path))
 
 
 def shipped_youtube() -> list[Example]:

@@ -24,6 +24,7 @@ import math
 import threading
 import time
 from bisect import bisect_right
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -174,22 +175,64 @@ def flood_rule(spam_count: int, thresholds: dict[str, float]) -> Rule:
 
 
 class LocalCounters:
-    """The in-process fallback: the same slots, in a dict, bounded."""
+    """The in-process fallback: the same slots, at most ``max_keys`` keys.
 
-    def __init__(self, max_keys: int = 100_000, clock: Callable[[], float] = time.time) -> None:
+    Full, it evicts one entry at a time, the least recently seen, never the
+    whole table. A segmented LRU keeps a flood from being pushed out by
+    traffic: a key seen once waits in *probation*; seen again while its count
+    is live, it moves to *protected* (at most ``protected_share`` of the keys,
+    whose least recent entry falls back to probation when it is full). Room is
+    made from probation first, so no number of texts seen once (100k unique
+    comments, say) can make a worker forget a flood in progress.
+    """
+
+    def __init__(
+        self,
+        max_keys: int = 100_000,
+        clock: Callable[[], float] = time.time,
+        protected_share: float = 0.5,
+    ) -> None:
         self.max_keys = max_keys
+        self.protected_max = max(1, int(max_keys * protected_share))
         self._clock = clock
-        self._counts: dict[tuple[str, int], int] = {}
+        # key -> [slot, count in that slot, count in the slot before]
+        self._probation: OrderedDict[str, list[int]] = OrderedDict()
+        self._protected: OrderedDict[str, list[int]] = OrderedDict()
         self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._probation) + len(self._protected)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._probation or key in self._protected
 
     def incr(self, key: str, window: int) -> int:
         slot, progress = slot_of(self._clock(), window)
         with self._lock:
-            if len(self._counts) >= self.max_keys:
-                self._counts = {k: v for k, v in self._counts.items() if k[1] >= slot - 1}
-                if len(self._counts) >= self.max_keys:
-                    self._counts.clear()
-            current = self._counts.get((key, slot), 0) + 1
-            self._counts[(key, slot)] = current
-            previous = self._counts.get((key, slot - 1), 0)
+            entry = self._protected.get(key)
+            if entry is not None:
+                self._protected.move_to_end(key)
+            else:
+                entry = self._probation.pop(key, None) or [slot, 0, 0]
+            if entry[0] != slot:  # roll the slots forward
+                entry[2] = entry[1] if entry[0] == slot - 1 else 0
+                entry[0], entry[1] = slot, 0
+            entry[1] += 1
+            if key not in self._protected:
+                self._file(key, entry)
+            previous = entry[2]
+            current = entry[1]
         return estimate(current, previous, progress)
+
+    def _file(self, key: str, entry: list[int]) -> None:
+        """Place a key that is not protected: seen again while live, it is promoted."""
+        if entry[1] + entry[2] >= 2:
+            self._protected[key] = entry
+            if len(self._protected) > self.protected_max:
+                old, demoted = self._protected.popitem(last=False)
+                self._probation[old] = demoted
+        else:
+            self._probation[key] = entry
+        while len(self) > self.max_keys:
+            segment = self._probation or self._protected
+            segment.popitem(last=False)

@@ -209,7 +209,7 @@ class VerdictCache:
         self._pending: list[tuple[str, bytes]] = []
         self._pending_lock = threading.Lock()
         self.local = LocalTier(settings.cache_local_size)
-        self.counters = flood.LocalCounters(clock=wall)
+        self.counters = flood.LocalCounters(settings.flood_local_keys, clock=wall)
         self.all_bounds = flood.buckets_for(settings.flood_spam_count)
         self._bounds: dict[str, tuple[int, ...]] = {}
         self._clock = clock
