@@ -1,7 +1,7 @@
 """Training time and peak memory for 10k, 100k and 1M comments.
 
-The comments are synthesised by resampling the public corpora in
-/work/shared/data (YouTube Spam Collection + SMS Spam Collection): each one
+The comments are synthesised by resampling the corpora that ship in
+training/data (YouTube Spam Collection + discussion-comment ham): each one
 is a real comment with a word dropped, a word of another comment of the same
 class inserted, and sometimes a number appended, so that few fold away as
 duplicates. Each size runs in a fresh process (peak RSS is per process);
@@ -31,15 +31,13 @@ HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 sys.path.insert(0, str(HERE.parent))
 
-DATA = Path("/work/shared/data")
 OUT_OF_CORE_FROM = 1_000_000
 
 
 def corpus() -> list[tuple[str, int]]:
-    from training.datasets import read_dataset
+    from training.datasets import shipped_base
 
-    examples = read_dataset(DATA / "youtube-spam-collection")
-    examples += read_dataset(DATA / "sms-spam-collection" / "SMSSpamCollection")
+    examples = shipped_base()
     return [(e.comment.content, e.label) for e in examples]
 
 

@@ -31,6 +31,7 @@ This module never imports Flask.
 from __future__ import annotations
 
 import csv
+import gzip
 import hashlib
 import json
 import math
@@ -108,21 +109,26 @@ def _rng(seed: int) -> random.Random:
     return random.Random(seed)  # noqa: S311 - reproducible sampling, not security
 
 
-def default_data_dir() -> Path | None:
-    """``shared/data/toxicity`` beside the checkout (or its worktree parent)."""
-    here = Path(__file__).resolve().parent.parent
-    for base in (here.parent, here.parent.parent):
-        candidate = base / "shared" / "data" / "toxicity"
-        if candidate.is_dir():
-            return candidate
-    return None
+SHIPPED_TOXICITY = SHIPPED_DATA / "toxicity"
+
+
+def default_data_dir() -> Path:
+    """The corpora that ship with the code (``training/data/toxicity``, gzip-compressed)."""
+    return SHIPPED_TOXICITY
 
 
 def _read_csv(path: Path) -> list[dict[str, str]]:
-    if not path.is_file():
-        raise ToxicityDataError(f"{path} is missing (see docs/toxicity.md for the corpora)")
-    with path.open(newline="", encoding="utf-8") as fh:
-        return list(csv.DictReader(fh))
+    """``NAME.csv`` as rows, read from ``NAME.csv`` or, as shipped, ``NAME.csv.gz``."""
+    packed = path.with_name(path.name + ".gz")
+    if path.is_file():
+        with path.open(newline="", encoding="utf-8") as fh:
+            return list(csv.DictReader(fh))
+    if packed.is_file():
+        with gzip.open(packed, "rt", newline="", encoding="utf-8") as fh:
+            return list(csv.DictReader(fh))
+    raise ToxicityDataError(
+        f"{path} (or {packed.name}) is missing (see training/data/toxicity/ATTRIBUTION.md)"
+    )
 
 
 def _in_half(key: str, test: bool) -> bool:
@@ -182,8 +188,8 @@ def sentence_rows(data_dir: Path) -> list[Row]:
     return rows
 
 
-def benign_rows(data_dir: Path) -> list[Row]:
-    """Non-toxic texts: ham of the spam corpora and the identity templates."""
+def benign_rows() -> list[Row]:
+    """Non-toxic texts: ham of the shipped YouTube set and the identity templates."""
     zero = {a: 0.0 for a in ATTRIBUTES}
     rows = [_row(t, "identity-templates", **zero) for t in identity.neutral_sentences()]
     yt = SHIPPED_DATA / "youtube-spam-collection"
@@ -191,12 +197,6 @@ def benign_rows(data_dir: Path) -> list[Row]:
         with path.open(newline="", encoding="utf-8") as fh:
             rows += [_row(r["CONTENT"], "youtube-ham", TOXICITY=0.0)
                      for r in csv.DictReader(fh) if r["CLASS"] == "0"]
-    sms = data_dir.parent / "sms-spam-collection" / "SMSSpamCollection"
-    if sms.is_file():
-        for line in sms.read_text(encoding="utf-8", errors="replace").splitlines():
-            label, _, text = line.partition("\t")
-            if label == "ham" and text.strip():
-                rows.append(_row(text, "sms-ham", TOXICITY=0.0))
     return rows
 
 
@@ -209,7 +209,7 @@ def training_rows(data_dir: Path, extra: Sequence[Row] = (), limit: int | None =
     held_out |= {dedup_key(s) for s, _, _ in identity.eval_sentences()}
     pool = sentence_rows(data_dir) + davidson_rows(data_dir)
     pool += wiki_rows(data_dir, test=False) + list(extra)
-    pool += counterfactual_rows(pool) + benign_rows(data_dir)
+    pool += counterfactual_rows(pool) + benign_rows()
     seen: set[str] = set()
     rows = []
     for r in pool:
