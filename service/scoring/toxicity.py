@@ -8,9 +8,13 @@ attribute's linear margin (:func:`training.features.token_contributions`).
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import re
+import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -138,6 +142,59 @@ def init_app(res: Any) -> ToxicityHolder:
     h.maybe_reload(force=True)
     res.toxicity = h
     return h
+
+
+# --- first-start training ----------------------------------------------------
+
+# `commentmod serve` trains the first toxicity model in the background (the spam
+# API answers meanwhile); the trainer keeps this file in data_dir while it runs.
+BOOTSTRAP_STATUS = "toxicity-bootstrap.json"
+BOOTSTRAP_EXPECTED_SECONDS = 240  # measured on a clean clone: docs/toxicity.md
+
+
+def bootstrap_status(data_dir: Path) -> dict[str, Any] | None:
+    """The background trainer's status (``state``: training or failed), or None when
+    none runs (a stale file of a dead trainer counts as none)."""
+    try:
+        status: dict[str, Any] = json.loads((data_dir / BOOTSTRAP_STATUS).read_text())
+    except (OSError, ValueError):
+        return None
+    if status.get("state") == "training":
+        try:
+            os.kill(int(status["pid"]), 0)
+        except (OSError, KeyError, TypeError, ValueError):
+            return None
+    return status
+
+
+def write_bootstrap_status(data_dir: Path, state: str, **fields: Any) -> None:
+    path = data_dir / BOOTSTRAP_STATUS
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"state": state, "pid": os.getpid(), "at": time.time(), **fields}))
+    tmp.replace(path)
+
+
+def unavailable_error(data_dir: Path) -> ModelError:
+    """Why there is no toxicity model, in words an operator can act on; with a
+    Retry-After while the first-start training runs."""
+    status = bootstrap_status(data_dir)
+    if status is not None and status.get("state") == "training":
+        elapsed = time.time() - float(status.get("started_at", status["at"]))
+        left = max(10, int(BOOTSTRAP_EXPECTED_SECONDS - elapsed))
+        return ModelError(
+            f"The toxicity model is being trained for the first time (started {elapsed:.0f} s "
+            f"ago, usually about {BOOTSTRAP_EXPECTED_SECONDS} s); retry in {left} s.",
+            retry_after=left,
+        )
+    if status is not None and status.get("state") == "failed":
+        return ModelError(
+            f"Training the first toxicity model failed ({status.get('error', 'unknown')}); "
+            "the operator must run `commentmod toxicity train --promote`."
+        )
+    return ModelError(
+        "The toxicity model is not available; the operator must run "
+        "`commentmod toxicity train --promote`."
+    )
 
 
 def stored_toxicity(
