@@ -168,6 +168,7 @@ def bootstrap_status(data_dir: Path) -> dict[str, Any] | None:
 
 
 def write_bootstrap_status(data_dir: Path, state: str, **fields: Any) -> None:
+    data_dir.mkdir(parents=True, exist_ok=True)
     path = data_dir / BOOTSTRAP_STATUS
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps({"state": state, "pid": os.getpid(), "at": time.time(), **fields}))
