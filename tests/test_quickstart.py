@@ -14,6 +14,7 @@ model, gunicorn, the background toxicity model) is ``make serve`` itself.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -114,9 +115,9 @@ def clone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clone]:
     # The virtualenv make serve would make, with the dependencies borrowed (see above).
     venv = root / ".venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    purelib = Path(subprocess.run(
-        [venv / "bin" / "python", "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        check=True, capture_output=True, text=True).stdout.strip())
+    where = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
+    purelib = Path(subprocess.run([venv / "bin" / "python", "-c", where],
+                                  check=True, capture_output=True, text=True).stdout.strip())
     (purelib / "_borrowed_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     subprocess.run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"),
                     "install", "-q", "--no-deps", "-e", str(root)],
@@ -145,10 +146,8 @@ def clone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clone]:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
         time.sleep(1)
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)  # a trainer still running
-        except ProcessLookupError:
-            pass
         log.close()
 
 
