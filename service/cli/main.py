@@ -83,7 +83,7 @@ def start_toxicity_bootstrap(obj: Context) -> None:
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, check=False,
             timeout=60,
         )
-    click.echo(f"no toxicity model yet: training one in the background (about 2 min; log: "
+    click.echo(f"no toxicity model yet: training one in the background (a few minutes; log: "
                f"{log_path}); the spam API answers meanwhile, the Perspective endpoint "
                "answers 503 with Retry-After until it is ready", err=True)
 
