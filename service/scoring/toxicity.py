@@ -25,6 +25,11 @@ from service.scoring.model import ModelHolder
 
 FAMILY = "toxicity"
 SPAN_SCALE = 8.0  # as training.toxicity.SPAN_SCALE: slope around the span threshold
+# The TOXICITY span lexicon (training.toxicity.span_lexicon): a word annotators
+# marked toxic in at least this share of its Toxic Spans training occurrences is
+# part of a span (chosen by 5-fold cross-validation on the training file).
+SPAN_LEXICON_RATIO = 0.35
+SPAN_LEXICON_SCALE = 10.0  # slope of the span score around that share
 SMOKE_TEXTS = ("You are an idiot", "Thanks for the thoughtful article.", "🙂", "Спасибо")
 
 
@@ -48,6 +53,8 @@ class ToxicityScorer:
         self._coef = np.asarray(clf.coef_, dtype=np.float64)
         self._intercept = np.asarray(clf.intercept_, dtype=np.float64)
         self.span_threshold = float(model.metadata.get("span_threshold", 0.0))
+        lexicon = getattr(clf, "span_lexicon_", None)  # models before it have none
+        self.span_lexicon: dict[str, float] | None = dict(lexicon) if lexicon else None
         self.languages: dict[str, list[str]] = {
             a: list(model.metadata.get("languages", {}).get(a, ["en"])) for a in self.attributes
         }
@@ -67,11 +74,27 @@ class ToxicityScorer:
         k = self.attributes.index(attribute)
         out = []
         from training.features import token_contributions  # the model needs scikit-learn anyway
+        from training.text import model_text
 
+        lexicon = self.span_lexicon if attribute == "TOXICITY" else None
         for begin, end, c in token_contributions(self._features, row, self._coef[k], text):
-            z = max(min(SPAN_SCALE * (c - self.span_threshold), 700.0), -700.0)
-            out.append(Span(begin, end, 1.0 / (1.0 + math.exp(-z))))
+            word = model_text(text[begin:end]) if lexicon else ""
+            out.append(Span(begin, end, word_span_score(c, self.span_threshold, word, lexicon)))
         return out
+
+
+def word_span_score(
+    contribution: float, threshold: float, word: str, lexicon: dict[str, float] | None
+) -> float:
+    """A word's span score (>= 0.5: toxic): from the span lexicon when the word is in
+    it, else from the word's share of the linear margin around the tuned threshold."""
+    ratio = lexicon.get(word) if lexicon else None
+    if ratio is not None:
+        z = SPAN_LEXICON_SCALE * (ratio - SPAN_LEXICON_RATIO)
+    else:
+        z = SPAN_SCALE * (contribution - threshold)
+    z = max(min(z, 700.0), -700.0)
+    return 1.0 / (1.0 + math.exp(-z))
 
 
 def toxic_spans(text: str, spans: list[Span]) -> list[Span]:
