@@ -269,7 +269,7 @@ def span_scores(
     pipeline: Pipeline, text: str, attribute: str = "TOXICITY", threshold: float = 0.0
 ) -> list[tuple[int, int, float]]:
     """Per-word (begin, end, score) as the service computes them
-    (:func:`service.toxicity.word_span_score`: the span lexicon, if the model has
+    (:func:`service.scoring.toxicity.word_span_score`: the span lexicon, if the model has
     one, else the attribute's linear model); Python offsets."""
     features = pipeline.named_steps["features"]
     clf = pipeline.named_steps["clf"]

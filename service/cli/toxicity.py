@@ -79,8 +79,8 @@ def bootstrap(obj: Context, detach: bool) -> None:
     the status file in data_dir tells the Perspective endpoint to ask for a retry."""
     if detach and os.fork() > 0:
         os._exit(0)  # the parent returns to serve; the child is not gunicorn's to reap
-    from service.retrain_cli import announce
-    from service.toxicity import BOOTSTRAP_STATUS, write_bootstrap_status
+    from service.cli.retrain import announce
+    from service.scoring.toxicity import BOOTSTRAP_STATUS, write_bootstrap_status
     from training.toxicity import default_data_dir, gate, train_toxicity
 
     data_dir = obj.settings.data_dir
