@@ -209,7 +209,7 @@ def main() -> None:
         base_env = {
             **os.environ, "PYTHONPATH": str(ROOT), "COMMENTMOD_ENV": "development",
             "COMMENTMOD_MODEL_DIR": str(model_dir), "COMMENTMOD_DATABASE_URL": db_url,
-            "COMMENTMOD_LOG_LEVEL": "WARNING",
+            "COMMENTMOD_LOG_LEVEL": "WARNING", "COMMENTMOD_TOXICITY_BOOTSTRAP": "false",
         }
         servers = {}
         for name, redis_url in (("up", f"redis://127.0.0.1:{redis_port}/0"),

@@ -123,6 +123,7 @@ def commentmod_env(
         or f"sqlite:///{(data_dir / 'bench.sqlite3').resolve()}",
         "COMMENTMOD_REDIS_URL": redis_url,
         "COMMENTMOD_LOG_LEVEL": "INFO",
+        "COMMENTMOD_TOXICITY_BOOTSTRAP": "false",  # no background training beside a bench
     }
 
 

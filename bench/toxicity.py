@@ -34,8 +34,6 @@ def main() -> None:
     if version is None:
         sys.exit("no toxicity model: commentmod toxicity train --promote")
     data = args.data or default_data_dir()
-    if data is None:
-        sys.exit("toxicity corpora not found: pass --data")
     scorer = load_toxicity_scorer(registry, version)
     print(f"model {version}\n")
     print(format_evaluation(evaluate(scorer.model.pipeline, data, scorer.span_threshold)))

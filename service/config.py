@@ -4,6 +4,13 @@ Settings come from defaults, then from ``COMMENTMOD_*`` environment variables,
 then from an explicit mapping (tests). Each field carries its unit in its name
 or its doc; :func:`load_settings` validates them all at start-up and raises a
 :class:`~service.errors.ConfigurationError` that names the bad variable.
+
+Relative ``model_dir`` and ``data_dir`` are resolved against the *home*
+directory, never the current one, so every command finds the same models and
+database from wherever it is run: ``COMMENTMOD_HOME`` if set, else the source
+checkout the code runs from (a clone with ``make serve``), else
+``$XDG_DATA_HOME/commentmod`` (``~/.local/share/commentmod``) for an installed
+package.
 """
 
 from __future__ import annotations
@@ -35,6 +42,20 @@ def _setting(default: Any, doc: str, parse: Callable[[str], Any] | None = None) 
     return field(default=default, metadata={"doc": doc, "parse": parse})
 
 
+CHECKOUT = Path(__file__).resolve().parent.parent
+
+
+def default_home(environ: Mapping[str, str] | None = None) -> Path:
+    """Where relative state paths live when ``COMMENTMOD_HOME`` is not set: the source
+    checkout (a directory with pyproject.toml beside ``service/``), else the XDG data
+    directory of the user."""
+    environ = os.environ if environ is None else environ
+    if (CHECKOUT / "pyproject.toml").is_file() and (CHECKOUT / "service").is_dir():
+        return CHECKOUT
+    xdg = environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(xdg) / "commentmod"
+
+
 @dataclass(frozen=True)
 class Settings:
     """The service's configuration. Field ``x`` is read from ``COMMENTMOD_X``."""
@@ -42,9 +63,15 @@ class Settings:
     # ruff: noqa: RUF009 - _setting() returns a dataclasses.field with docs attached
 
     env: str = _setting("development", "development, production or testing")
-    model_dir: Path = _setting(Path("models"), "directory of model versions", Path)
+    home: Path | None = _setting(
+        None, "base of relative model_dir/data_dir; default: the source checkout, else "
+        "$XDG_DATA_HOME/commentmod", Path,
+    )
+    model_dir: Path = _setting(Path("models"), "directory of model versions (under home)", Path)
     database_url: str = _setting("", "SQLAlchemy URL; default: SQLite file under data_dir")
-    data_dir: Path = _setting(Path("var"), "where the default SQLite file and secret live", Path)
+    data_dir: Path = _setting(
+        Path("var"), "where the default SQLite file and secret live (under home)", Path
+    )
     redis_url: str = _setting("", "redis:// or rediss:// URL; empty: in-process cache only")
     secret_key: str = _setting("", "signs session cookies; required in production")
     log_level: str = _setting("INFO", "DEBUG, INFO, WARNING or ERROR")
@@ -105,6 +132,10 @@ class Settings:
     )
     coral_toxic_threshold: float = _setting(
         0.8, "default TOXICITY at or above which Coral comments are acted on", float
+    )
+    toxicity_bootstrap: bool = _setting(
+        True, "serve trains the first toxicity model in the background when there is none",
+        _bool,
     )
     bootstrap_data: Path | None = _setting(
         None, "data trained on when no model exists (default: shipped YouTube set)", Path
@@ -185,9 +216,21 @@ def load_settings(
         if key not in {f.name for f in fields(Settings)}:
             raise ConfigurationError(f"unknown setting {key!r}")
         values[key] = value
-    settings = Settings(**values)
+    settings = _resolved(Settings(**values), environ)
     _validate(settings)
     return _with_secret(settings)
+
+
+def _resolved(s: Settings, environ: Mapping[str, str]) -> Settings:
+    """Home made absolute, and relative model_dir/data_dir put under it."""
+    home = (s.home or default_home(environ)).expanduser().resolve()
+    model_dir, data_dir = s.model_dir.expanduser(), s.data_dir.expanduser()
+    return dataclasses.replace(
+        s,
+        home=home,
+        model_dir=model_dir if model_dir.is_absolute() else home / model_dir,
+        data_dir=data_dir if data_dir.is_absolute() else home / data_dir,
+    )
 
 
 def _validate(s: Settings) -> None:

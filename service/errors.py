@@ -105,6 +105,12 @@ class ServiceUnavailable(CommentmodError):
     status = 503
     code = "unavailable"
 
+    def __init__(
+        self, message: str, *, field: str | None = None, retry_after: int | None = None
+    ) -> None:
+        super().__init__(message, field=field)
+        self.retry_after = retry_after  # seconds, when a retry is known to help
+
 
 class ModelError(ServiceUnavailable):
     """A model could not be loaded, verified or used."""

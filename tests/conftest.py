@@ -31,6 +31,9 @@ from service.store.db import Store, engine_for
 ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN_URL = os.environ.get("COMMENTMOD_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 REDIS_BASE = os.environ.get("COMMENTMOD_TEST_REDIS", "redis://127.0.0.1:6379")
+# Servers the tests start (they inherit this) do not train a toxicity model in the
+# background; tests that want one say so (tests/test_quickstart.py).
+os.environ.setdefault("COMMENTMOD_TOXICITY_BOOTSTRAP", "false")
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -294,8 +297,6 @@ def toxicity_model_dir(trained_model_dir: Path, tmp_path_factory: pytest.TempPat
     from training.toxicity import default_data_dir, train_toxicity
 
     data = default_data_dir()
-    if data is None:
-        pytest.skip("toxicity corpora (shared/data/toxicity) not found")
     root = tmp_path_factory.mktemp("models-toxicity")
     shutil.copytree(trained_model_dir, root, dirs_exist_ok=True)
     registry = Registry(root)

@@ -137,3 +137,25 @@ def test_bad_environment_is_one_clear_line(env: dict[str, str]) -> None:
     result = CliRunner().invoke(main, ["config"], env={**env, "COMMENTMOD_BATCH_MAX": "x"})
     assert result.exit_code == 2
     assert "COMMENTMOD_BATCH_MAX" in result.output
+
+
+def test_the_cli_finds_the_same_state_from_any_directory(
+    tmp_path: Path, model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = {"COMMENTMOD_HOME": str(tmp_path / "home"), "COMMENTMOD_MODEL_DIR": str(model_dir),
+           "COMMENTMOD_DATA_DIR": "", "COMMENTMOD_DATABASE_URL": ""}
+    env = {k: v for k, v in env.items() if v}
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+    monkeypatch.delenv("COMMENTMOD_DATA_DIR", raising=False)
+    monkeypatch.delenv("COMMENTMOD_DATABASE_URL", raising=False)
+    monkeypatch.chdir(tmp_path / "a")
+    first = CliRunner().invoke(main, ["keys", "create", "--site", "https://news.example"], env=env)
+    assert first.exit_code == 0, first.output
+    assert "note: created a new, empty database at" in first.stderr
+    assert str(tmp_path / "home" / "var" / "commentmod.sqlite3") in first.stderr
+    monkeypatch.chdir(tmp_path / "b")
+    listing = CliRunner().invoke(main, ["keys", "list"], env=env)
+    assert "news.example" in listing.stdout
+    assert "new, empty database" not in listing.stderr
+    assert not [p for p in (tmp_path / "a", tmp_path / "b") if any(p.iterdir())]

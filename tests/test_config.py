@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from service import config
 from service.config import describe, load_settings
 from service.errors import ConfigurationError
 
@@ -76,3 +77,29 @@ def test_configuration_page_lists_every_setting() -> None:
     page = (Path(__file__).resolve().parents[1] / "docs" / "configuration.md").read_text()
     missing = [name for name, _, _ in describe() if f"`{name}`" not in page]
     assert not missing, f"docs/configuration.md lacks {missing}"
+
+
+def test_state_paths_live_under_home_not_the_current_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    home = (tmp_path / "home").resolve()
+    s = load_settings(environ={"COMMENTMOD_HOME": str(home)})
+    assert (s.home, s.model_dir, s.data_dir) == (home, home / "models", home / "var")
+    s = load_settings(environ={"COMMENTMOD_HOME": str(home), "COMMENTMOD_MODEL_DIR": "m",
+                               "COMMENTMOD_DATA_DIR": str(tmp_path / "abs")})
+    assert s.model_dir == home / "m"  # relative: under home, never under the cwd
+    assert s.data_dir == tmp_path / "abs"
+    assert s.resolved_database_url == f"sqlite:///{tmp_path / 'abs' / 'commentmod.sqlite3'}"
+    assert not (tmp_path / "models").exists() and not (tmp_path / "var").exists()
+
+
+def test_default_home_is_the_checkout_else_the_xdg_data_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checkout = Path(__file__).resolve().parents[1]
+    assert config.default_home({}) == checkout
+    monkeypatch.setattr(config, "CHECKOUT", tmp_path / "site-packages")  # an installed package
+    xdg = tmp_path / "xdg"
+    assert config.default_home({"XDG_DATA_HOME": str(xdg)}) == xdg / "commentmod"
+    assert config.default_home({}) == Path.home() / ".local" / "share" / "commentmod"

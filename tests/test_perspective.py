@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from service.resources import EXTENSION
+from service.scoring import toxicity
 from service.store import schema as t
 
 TOXIC = "You are a stupid idiot and everyone hates you."
@@ -217,6 +219,31 @@ def test_without_a_toxicity_model_the_endpoint_answers_503(
     r = analyze(app.test_client(), k, request_body())
     assert_google_error(r, 503, "UNAVAILABLE", None)
     assert "toxicity train" in r.get_json()["error"]["message"]
+    assert "Retry-After" not in r.headers  # nothing is training: a retry would not help
+
+
+def test_while_serve_trains_the_first_model_503_says_so_with_retry_after(
+    make_app: Callable[..., Flask], trained_model_dir: Path, tmp_path: Path
+) -> None:
+    spam_only = tmp_path / "spam-only"
+    shutil.copytree(trained_model_dir, spam_only)
+    app = make_app(model_dir=spam_only)
+    data_dir = app.extensions[EXTENSION].settings.data_dir
+    k, _ = app.extensions[EXTENSION].store.create_key("https://news.example.org")
+    toxicity.write_bootstrap_status(data_dir, "training", started_at=time.time() - 30)
+    r = analyze(app.test_client(), k, request_body())
+    assert_google_error(r, 503, "UNAVAILABLE", None)
+    assert "being trained for the first time" in r.get_json()["error"]["message"]
+    assert 10 <= int(r.headers["Retry-After"]) <= toxicity.BOOTSTRAP_EXPECTED_SECONDS - 29
+    toxicity.write_bootstrap_status(data_dir, "failed", error="TOXICITY ROC AUC too low")
+    r = analyze(app.test_client(), k, request_body())
+    assert "TOXICITY ROC AUC too low" in r.get_json()["error"]["message"]
+    assert "Retry-After" not in r.headers
+    status = json.loads((data_dir / toxicity.BOOTSTRAP_STATUS).read_text())
+    (data_dir / toxicity.BOOTSTRAP_STATUS).write_text(  # above any Linux pid_max
+        json.dumps({**status, "state": "training", "pid": 2**22 + 1}))
+    r = analyze(app.test_client(), k, request_body())
+    assert "Retry-After" not in r.headers  # a stale file of a dead trainer counts as none
 
 
 # --- suggestscore ------------------------------------------------------------

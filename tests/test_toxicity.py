@@ -14,7 +14,7 @@ from service.errors import ModelError
 from service.registry.versions import Registry
 from service.scoring import toxicity
 from training.features import CommentFeatures, MaskedMultiOutput, token_contributions, utf16_offsets
-from training.toxicity import span_f1, toxic_offsets
+from training.toxicity import span_f1, span_lexicon, toxic_offsets
 
 TEXTS = ["you idiot", "what an idiot you are", "lovely weather today", "thanks for this",
          "idiot idiot", "a calm and kind reply"]
@@ -125,3 +125,20 @@ def test_a_spam_model_is_refused_as_toxicity(toxicity_model_dir: Path) -> None:
     assert spam is not None
     with pytest.raises(ModelError):
         toxicity.load_toxicity_scorer(registry, spam)
+
+
+def test_span_lexicon_is_the_share_of_annotated_occurrences() -> None:
+    examples = [("you idiot", set(range(4, 9))), ("Idiot, you", set(range(0, 5))),
+                ("an idiot idea", set()), ("you you", set())]
+    lexicon = span_lexicon(examples)
+    assert lexicon == {"idiot": round(2 / 3, 4), "you": 0.0}  # "an", "idea": fewer than 3
+
+
+def test_word_span_score_prefers_the_lexicon() -> None:
+    lexicon = {"idiot": 0.9, "the": 0.01}
+    assert toxicity.word_span_score(-5.0, 0.0, "idiot", lexicon) > 0.9
+    assert toxicity.word_span_score(5.0, 0.0, "the", lexicon) < 0.1
+    at_ratio = toxicity.word_span_score(0.0, 0.0, "x", {"x": toxicity.SPAN_LEXICON_RATIO})
+    assert at_ratio == 0.5
+    assert toxicity.word_span_score(0.3, 0.1, "unseen", lexicon) > 0.5  # the model decides
+    assert toxicity.word_span_score(0.3, 0.1, "unseen", None) > 0.5

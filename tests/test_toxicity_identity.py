@@ -65,10 +65,7 @@ def test_template_placeholders_all_fill() -> None:
 
 
 def test_held_out_identity_sentences_never_reach_training() -> None:
-    data = default_data_dir()
-    if data is None:
-        pytest.skip("toxicity corpora (shared/data/toxicity) not found")
-    keys = {dedup_key(r.text) for r in training_rows(data)}
+    keys = {dedup_key(r.text) for r in training_rows(default_data_dir())}
     held_out = list(identity.IDENTITY_CHECK) + [s for s, _, _ in identity.eval_sentences()]
     assert not [s for s in held_out if dedup_key(s) in keys]
     train_wording = identity.TRAIN_TEMPLATES + identity.SHAPE_TEMPLATES

@@ -37,6 +37,7 @@ from service.errors import (
     ModelError,
     PermissionDenied,
     RateLimited,
+    ServiceUnavailable,
     StorageError,
 )
 from service.resources import Resources, resources
@@ -138,10 +139,14 @@ def _domain_error(exc: CommentmodError) -> Response:
         response = google_error(429, exc.message, [info])
         response.headers["Retry-After"] = str(exc.retry_after)
         return response
-    if exc.status >= 500:
+    retry_after = exc.retry_after if isinstance(exc, ServiceUnavailable) else None
+    if exc.status >= 500 and retry_after is None:
         log.error("perspective.failed", extra={"code": exc.code, "error": exc.message})
     details = [_error_type("INVALID_REQUEST")] if exc.status < 500 else None
-    return google_error(exc.status, exc.message, details)
+    response = google_error(exc.status, exc.message, details)
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(retry_after)
+    return response
 
 
 @bp.errorhandler(HTTPException)
@@ -383,10 +388,7 @@ def _scorer(res: Resources) -> toxicity.ToxicityScorer:
         return h.toxicity_scorer()
     except ModelError as exc:
         log.warning("perspective.no_model", extra={"error": h.unavailable_reason()})
-        raise ModelError(
-            "The toxicity model is not available; the operator must run "
-            "`commentmod toxicity train --promote`."
-        ) from exc
+        raise toxicity.unavailable_error(res.settings.data_dir) from exc
 
 
 def _admitted(fields: frozenset[str]) -> tuple[Resources, KeyInfo, dict[str, Any]]:

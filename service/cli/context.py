@@ -6,6 +6,7 @@ every command sees the same registry (file or database) and database.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import click
@@ -39,12 +40,31 @@ class Context:
     @property
     def store(self) -> Any:
         if self._store is None:
-            from service.store import migrate
-            from service.store.db import Store, engine_for
-
-            self._store = Store(engine_for(self.settings.resolved_database_url))
-            migrate.upgrade(self._store.engine)
+            self._store = open_store(self.settings)
         return self._store
+
+
+def open_store(settings: Settings) -> Any:
+    """The configured database, migrated. Creating the default SQLite file is said on
+    stderr: a command run with another home must not silently start from nothing."""
+    from service.store import migrate
+    from service.store.db import Store, engine_for
+
+    url = settings.resolved_database_url
+    fresh = None
+    if not settings.database_url:
+        path = Path(url.removeprefix("sqlite:///"))
+        fresh = None if path.exists() else path
+    store = Store(engine_for(url))
+    migrate.upgrade(store.engine)
+    if fresh is not None:
+        click.echo(
+            f"note: created a new, empty database at {fresh} (COMMENTMOD_HOME, "
+            "COMMENTMOD_DATA_DIR or COMMENTMOD_DATABASE_URL choose another; "
+            "see docs/configuration.md)",
+            err=True,
+        )
+    return store
 
 
 pass_ctx = click.make_pass_decorator(Context, ensure=True)

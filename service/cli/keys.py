@@ -10,9 +10,9 @@ import json
 
 import click
 
+from service.cli.context import open_store
 from service.config import load_settings
-from service.store import migrate
-from service.store.db import Store, engine_for
+from service.store.db import Store
 
 
 def _store() -> Store:
@@ -20,8 +20,7 @@ def _store() -> Store:
     ctx = click.get_current_context()
     store: Store | None = ctx.meta.get("commentmod.keys.store")
     if store is None:
-        store = Store(engine_for(load_settings().resolved_database_url))
-        migrate.upgrade(store.engine)
+        store = open_store(load_settings())
         ctx.meta["commentmod.keys.store"] = store
         ctx.call_on_close(store.engine.dispose)
     return store

@@ -67,11 +67,33 @@ def ensure_model(obj: Context) -> str:
     return result.version
 
 
+def start_toxicity_bootstrap(obj: Context) -> None:
+    """Train the first toxicity model in a detached process (about a CPU-minute, more
+    wall time), so that gunicorn serves the spam API meanwhile; the Perspective
+    endpoint answers 503 with Retry-After until the model is promoted."""
+    import subprocess
+
+    data_dir = obj.settings.data_dir
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log_path = data_dir / "toxicity-bootstrap.log"
+    code = f"import sys; from {main.callback.__module__} import main; sys.exit(main())"
+    with log_path.open("ab") as log:
+        subprocess.run(  # noqa: S603 - our own interpreter and module
+            [sys.executable, "-c", code, "toxicity", "bootstrap", "--detach"],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, check=False,
+            timeout=60,
+        )
+    click.echo(f"no toxicity model yet: training one in the background (a few minutes; log: "
+               f"{log_path}); the spam API answers meanwhile, the Perspective endpoint "
+               "answers 503 with Retry-After until it is ready", err=True)
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--workers", type=click.IntRange(1, 64), help="default: 2 per core")
-@click.option("--no-bootstrap", is_flag=True, help="fail instead of training a first model")
+@click.option("--no-bootstrap", is_flag=True,
+              help="fail instead of training a first spam model; train no toxicity model")
 @pass_ctx
 def serve(obj: Context, host: str, port: int, workers: int | None, no_bootstrap: bool) -> None:
     """Run the service under gunicorn (service/gunicorn_conf.py)."""
@@ -79,9 +101,12 @@ def serve(obj: Context, host: str, port: int, workers: int | None, no_bootstrap:
     if no_bootstrap and obj.registry.current("spam") is None:
         raise click.ClickException("no current model and --no-bootstrap given")
     version = ensure_model(obj)
-    if obj.registry.current("toxicity") is None:  # too slow to train here (about 2 CPU-min)
-        click.echo("no toxicity model: the Perspective and Coral endpoints score spam only / "
-                   "answer 503 until `commentmod toxicity train --promote`", err=True)
+    if obj.registry.current("toxicity") is None:
+        if no_bootstrap or not obj.settings.toxicity_bootstrap:
+            click.echo("no toxicity model: the Perspective endpoint answers 503 and Coral "
+                       "scores spam only until `commentmod toxicity train --promote`", err=True)
+        else:
+            start_toxicity_bootstrap(obj)
     prom_dir = obj.settings.data_dir.resolve() / "prometheus"
     shutil.rmtree(prom_dir, ignore_errors=True)
     prom_dir.mkdir(parents=True)

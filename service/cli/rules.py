@@ -14,11 +14,9 @@ from service.store.db import Store
 
 
 def open_store() -> Store:
-    from service.store import migrate
-    from service.store.db import engine_for
+    from service.cli.context import open_store as open_configured
 
-    store = Store(engine_for(load_settings().resolved_database_url))
-    migrate.upgrade(store.engine)
+    store: Store = open_configured(load_settings())
     return store
 
 KIND_OPTIONS = ("email", "domain", "ip", "phrase")

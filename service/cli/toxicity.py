@@ -5,7 +5,11 @@ Training code is imported inside the commands, so the web workers never load it.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import os
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -16,13 +20,12 @@ from service.cli.context import Context, pass_ctx
 
 
 def _data_dir(given: Path | None) -> Path:
+    """--data, else the corpora that ship in training/data/toxicity."""
     from training.toxicity import default_data_dir
 
     found = given or default_data_dir()
-    if found is None or not found.is_dir():
-        raise click.ClickException(
-            "toxicity corpora not found: pass --data DIR (see docs/toxicity.md)"
-        )
+    if not found.is_dir():
+        raise click.ClickException(f"no toxicity corpora directory at {found}")
     return found
 
 
@@ -32,7 +35,8 @@ def toxicity() -> None:
 
 
 @toxicity.command("train")
-@click.option("--data", "data", type=click.Path(path_type=Path), help="toxicity corpora dir")
+@click.option("--data", "data", type=click.Path(path_type=Path),
+              help="toxicity corpora dir (default: the shipped training/data/toxicity)")
 @click.option("--with-labels", is_flag=True, help="add toxicity labels from the database")
 @click.option("--promote", is_flag=True, help="make the new model current if it passes the gate")
 @click.option("--json", "as_json", is_flag=True)
@@ -64,6 +68,52 @@ def train(obj: Context, data: Path | None, with_labels: bool, promote: bool, as_
         raise click.ClickException(f"not promoted: {refusal}")
     click.echo("promoted" if promote else
                f"not promoted: commentmod models promote {result.version}")
+
+
+@toxicity.command("bootstrap", hidden=True)
+@click.option("--detach", is_flag=True, help="fork and return at once (what serve does)")
+@pass_ctx
+def bootstrap(obj: Context, detach: bool) -> None:
+    """Train and promote the first toxicity model, if there is none, from the shipped
+    corpora. ``serve`` runs this detached so that the spam API answers meanwhile;
+    the status file in data_dir tells the Perspective endpoint to ask for a retry."""
+    if detach and os.fork() > 0:
+        os._exit(0)  # the parent returns to serve; the child is not gunicorn's to reap
+    from service.cli.retrain import announce
+    from service.scoring.toxicity import BOOTSTRAP_STATUS, write_bootstrap_status
+    from training.toxicity import default_data_dir, gate, train_toxicity
+
+    data_dir = obj.settings.data_dir
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with (data_dir / "toxicity-bootstrap.lock").open("w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            click.echo("another toxicity bootstrap is running", err=True)
+            return
+        if obj.registry.current("toxicity") is not None:
+            click.echo("a toxicity model is already current: nothing to do", err=True)
+            return
+        with contextlib.suppress(OSError):
+            os.nice(10)  # the web workers come first
+        started = time.time()
+        write_bootstrap_status(data_dir, "training", started_at=started)
+        click.echo(f"training the first toxicity model (pid {os.getpid()})...", err=True)
+        try:
+            result = train_toxicity(obj.registry, default_data_dir())
+            refusal = gate(result)
+            if refusal is not None:
+                raise click.ClickException(f"{result.version} not promoted: {refusal}")
+            obj.registry.set_current(result.version, action="promote")
+            announce(obj, "promote", result.version, family="toxicity")
+        except Exception as exc:
+            message = exc.message if isinstance(exc, click.ClickException) else repr(exc)
+            write_bootstrap_status(data_dir, "failed", error=message)
+            click.echo(f"error: toxicity bootstrap failed: {message}", err=True)
+            raise SystemExit(1) from exc
+        (data_dir / BOOTSTRAP_STATUS).unlink(missing_ok=True)
+        click.echo(f"toxicity model {result.version} promoted after "
+                   f"{time.time() - started:.0f} s", err=True)
 
 
 @toxicity.command("evaluate")

@@ -8,9 +8,13 @@ attribute's linear margin (:func:`training.features.token_contributions`).
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import re
+import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,6 +25,11 @@ from service.scoring.model import ModelHolder
 
 FAMILY = "toxicity"
 SPAN_SCALE = 8.0  # as training.toxicity.SPAN_SCALE: slope around the span threshold
+# The TOXICITY span lexicon (training.toxicity.span_lexicon): a word annotators
+# marked toxic in at least this share of its Toxic Spans training occurrences is
+# part of a span (chosen by 5-fold cross-validation on the training file).
+SPAN_LEXICON_RATIO = 0.35
+SPAN_LEXICON_SCALE = 10.0  # slope of the span score around that share
 SMOKE_TEXTS = ("You are an idiot", "Thanks for the thoughtful article.", "🙂", "Спасибо")
 
 
@@ -44,6 +53,8 @@ class ToxicityScorer:
         self._coef = np.asarray(clf.coef_, dtype=np.float64)
         self._intercept = np.asarray(clf.intercept_, dtype=np.float64)
         self.span_threshold = float(model.metadata.get("span_threshold", 0.0))
+        lexicon = getattr(clf, "span_lexicon_", None)  # models before it have none
+        self.span_lexicon: dict[str, float] | None = dict(lexicon) if lexicon else None
         self.languages: dict[str, list[str]] = {
             a: list(model.metadata.get("languages", {}).get(a, ["en"])) for a in self.attributes
         }
@@ -63,11 +74,27 @@ class ToxicityScorer:
         k = self.attributes.index(attribute)
         out = []
         from training.features import token_contributions  # the model needs scikit-learn anyway
+        from training.text import model_text
 
+        lexicon = self.span_lexicon if attribute == "TOXICITY" else None
         for begin, end, c in token_contributions(self._features, row, self._coef[k], text):
-            z = max(min(SPAN_SCALE * (c - self.span_threshold), 700.0), -700.0)
-            out.append(Span(begin, end, 1.0 / (1.0 + math.exp(-z))))
+            word = model_text(text[begin:end]) if lexicon else ""
+            out.append(Span(begin, end, word_span_score(c, self.span_threshold, word, lexicon)))
         return out
+
+
+def word_span_score(
+    contribution: float, threshold: float, word: str, lexicon: dict[str, float] | None
+) -> float:
+    """A word's span score (>= 0.5: toxic): from the span lexicon when the word is in
+    it, else from the word's share of the linear margin around the tuned threshold."""
+    ratio = lexicon.get(word) if lexicon else None
+    if ratio is not None:
+        z = SPAN_LEXICON_SCALE * (ratio - SPAN_LEXICON_RATIO)
+    else:
+        z = SPAN_SCALE * (contribution - threshold)
+    z = max(min(z, 700.0), -700.0)
+    return 1.0 / (1.0 + math.exp(-z))
 
 
 def toxic_spans(text: str, spans: list[Span]) -> list[Span]:
@@ -138,6 +165,60 @@ def init_app(res: Any) -> ToxicityHolder:
     h.maybe_reload(force=True)
     res.toxicity = h
     return h
+
+
+# --- first-start training ----------------------------------------------------
+
+# `commentmod serve` trains the first toxicity model in the background (the spam
+# API answers meanwhile); the trainer keeps this file in data_dir while it runs.
+BOOTSTRAP_STATUS = "toxicity-bootstrap.json"
+BOOTSTRAP_EXPECTED_SECONDS = 240  # measured on a clean clone: docs/toxicity.md
+
+
+def bootstrap_status(data_dir: Path) -> dict[str, Any] | None:
+    """The background trainer's status (``state``: training or failed), or None when
+    none runs (a stale file of a dead trainer counts as none)."""
+    try:
+        status: dict[str, Any] = json.loads((data_dir / BOOTSTRAP_STATUS).read_text())
+    except (OSError, ValueError):
+        return None
+    if status.get("state") == "training":
+        try:
+            os.kill(int(status["pid"]), 0)
+        except (OSError, KeyError, TypeError, ValueError):
+            return None
+    return status
+
+
+def write_bootstrap_status(data_dir: Path, state: str, **fields: Any) -> None:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / BOOTSTRAP_STATUS
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"state": state, "pid": os.getpid(), "at": time.time(), **fields}))
+    tmp.replace(path)
+
+
+def unavailable_error(data_dir: Path) -> ModelError:
+    """Why there is no toxicity model, in words an operator can act on; with a
+    Retry-After while the first-start training runs."""
+    status = bootstrap_status(data_dir)
+    if status is not None and status.get("state") == "training":
+        elapsed = time.time() - float(status.get("started_at", status["at"]))
+        left = max(10, int(BOOTSTRAP_EXPECTED_SECONDS - elapsed))
+        return ModelError(
+            f"The toxicity model is being trained for the first time (started {elapsed:.0f} s "
+            f"ago, usually about {BOOTSTRAP_EXPECTED_SECONDS} s); retry in {left} s.",
+            retry_after=left,
+        )
+    if status is not None and status.get("state") == "failed":
+        return ModelError(
+            f"Training the first toxicity model failed ({status.get('error', 'unknown')}); "
+            "the operator must run `commentmod toxicity train --promote`."
+        )
+    return ModelError(
+        "The toxicity model is not available; the operator must run "
+        "`commentmod toxicity train --promote`."
+    )
 
 
 def stored_toxicity(
