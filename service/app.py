@@ -24,6 +24,7 @@ from service.moderation import api as moderation_api
 from service.moderation import views as moderation_views
 from service.registry.shared import make_registry
 from service.resources import EXTENSION, Resources
+from service.scoring.label_memory import init_label_memory
 from service.scoring.model import ModelHolder
 from service.sessions import LazyCookieSessionInterface
 from service.store import migrate, writebehind
@@ -95,6 +96,7 @@ def init_resources(app: Flask, settings: Settings) -> Resources:
     app.extensions[EXTENSION] = res
     auth.init_key_cache(res)
     writebehind.init(res)
+    init_label_memory(res)
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         after_fork(app)  # no gunicorn master: this process is the worker
     return res

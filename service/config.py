@@ -153,6 +153,30 @@ class Settings:
         0.2, "how often the background writer commits what is queued", float
     )
 
+    label_memory_size: int = _setting(
+        100_000,
+        "labels a worker remembers so a labelled comment's next check answers with its "
+        "label (0: off)",
+        int,
+    )
+    label_memory_refresh_seconds: float = _setting(
+        1.0, "how often a worker reads labels other workers took", float
+    )
+
+    auto_refresh: bool = _setting(
+        False,
+        "retrain, gate and promote by itself when sites give new labels (serve starts "
+        "`commentmod refresh --loop` beside gunicorn)",
+        _bool,
+    )
+    refresh_labels: int = _setting(50, "new labels that make a refresh due", int)
+    refresh_minutes: float = _setting(
+        10.0, "a model older than this with any new label makes a refresh due", float
+    )
+    refresh_check_seconds: float = _setting(
+        30.0, "how often the refresh loop looks for new labels", float
+    )
+
     @property
     def production(self) -> bool:
         return self.env == "production"
@@ -261,6 +285,15 @@ def _validate(s: Settings) -> None:
         )
     if not 0 < s.write_behind_interval_seconds <= 60:
         raise ConfigurationError(f"{PREFIX}WRITE_BEHIND_INTERVAL_SECONDS must be in (0, 60]")
+    if s.label_memory_size < 0 or s.label_memory_refresh_seconds < 0:
+        raise ConfigurationError(
+            f"{PREFIX}LABEL_MEMORY_SIZE and {PREFIX}LABEL_MEMORY_REFRESH_SECONDS must be 0 or more"
+        )
+    if s.refresh_labels <= 0 or s.refresh_minutes <= 0 or s.refresh_check_seconds <= 0:
+        raise ConfigurationError(
+            f"{PREFIX}REFRESH_LABELS, {PREFIX}REFRESH_MINUTES and "
+            f"{PREFIX}REFRESH_CHECK_SECONDS must be positive"
+        )
     if s.akismet_monthly_limit < 0:
         raise ConfigurationError(f"{PREFIX}AKISMET_MONTHLY_LIMIT must be 0 (none) or more")
     if s.cache_ttl_seconds < 0:

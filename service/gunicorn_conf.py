@@ -90,3 +90,27 @@ def worker_exit(server: Any, worker: Any) -> None:
     from service.wsgi import app
 
     stop(app.extensions[EXTENSION])  # checks still queued are written before the worker goes
+
+
+_refresher: Any = None
+
+
+def when_ready(server: Any) -> None:
+    """With COMMENTMOD_AUTO_REFRESH on, run ``commentmod refresh --loop`` beside the
+    workers: its own process (scikit-learn never enters a worker), stopped with us."""
+    import subprocess
+    import sys
+
+    from service.config import load_settings
+
+    global _refresher
+    if load_settings().auto_refresh:
+        _refresher = subprocess.Popen(
+            [sys.executable, "-m", "service.cli", "refresh", "--loop"]
+        )
+
+
+def on_exit(server: Any) -> None:
+    if _refresher is not None and _refresher.poll() is None:
+        _refresher.terminate()
+        _refresher.wait(timeout=30)

@@ -6,6 +6,7 @@ from flask import Blueprint, Response, jsonify
 
 from service import metrics
 from service.errors import CommentmodError
+from service.registry.versions import refresh_counts
 from service.resources import resources
 
 bp = Blueprint("health", __name__)
@@ -41,4 +42,22 @@ def readyz() -> tuple[Response, int]:
 @bp.get("/metrics")
 def metrics_page() -> Response:
     body, content_type = metrics.render()
-    return Response(body, content_type=content_type)
+    return Response(body + refresh_metrics(), content_type=content_type)
+
+
+def refresh_metrics() -> bytes:
+    """The automatic refreshes, read from the registry's history at scrape time: the
+    refresh runs in its own process, and the history is what every host shares."""
+    try:
+        counts, last = refresh_counts(resources().models.registry.history())
+    except Exception:  # a history that cannot be read costs these lines, not the page
+        return b""
+    lines = [
+        "# HELP commentmod_model_refreshes_total Automatic refreshes by outcome",
+        "# TYPE commentmod_model_refreshes_total counter",
+        *(f'commentmod_model_refreshes_total{{outcome="{k}"}} {v}' for k, v in counts.items()),
+        "# HELP commentmod_model_last_refresh_timestamp_seconds When the last refresh ran",
+        "# TYPE commentmod_model_last_refresh_timestamp_seconds gauge",
+        f"commentmod_model_last_refresh_timestamp_seconds {last}",
+    ]
+    return ("\n".join(lines) + "\n").encode()

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from service.cache.verdict_cache import VerdictCache
     from service.config import Settings
     from service.registry.notify import Subscriber
+    from service.scoring.label_memory import LabelMemory
     from service.scoring.model import ModelHolder
     from service.scoring.shadow import ShadowModel
     from service.scoring.site_rules import RuleCache
@@ -52,6 +53,7 @@ class Resources:
     key_cache: KeyCache | None = None  # per-worker site-key cache
     limiter: Limiter | None = None  # Flask-Limiter, when COMMENTMOD_RATE_LIMIT is set
     site_settings: SiteSettingsCache | None = None  # per-site thresholds
+    label_memory: LabelMemory | None = None  # labelled comments answer with their label
     site_rules: RuleCache | None = None  # per-site allow/block lists, built on first use
     shadow: ShadowModel | None = None  # a candidate scoring beside the serving model
     model_subscriber: Subscriber | None = None  # Redis notices of promoted models

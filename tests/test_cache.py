@@ -206,8 +206,11 @@ def test_the_writer_tick_flushes_deferred_verdicts(make_app: Callable[..., Flask
 
 def test_feedback_invalidates_in_every_worker(make_app: Callable[..., Flask],
                                                redis_url: str) -> None:
-    app_a = make_app(redis_url=redis_url)
-    worker_a, worker_b = app_a.test_client(), make_app(redis_url=redis_url).test_client()
+    # Without the label memory (service/label_memory.py), which would answer the
+    # labelled comment itself before the cache is asked.
+    app_a = make_app(redis_url=redis_url, label_memory_size=0)
+    worker_b = make_app(redis_url=redis_url, label_memory_size=0).test_client()
+    worker_a = app_a.test_client()
     guid = check(worker_a, SPAM)["guid"]
     assert check(worker_b, SPAM)["cached"] is True  # now in b's local tier too
     record_feedback(res_of(app_a), label="ham", source="moderator", actor="t", site_id=None,

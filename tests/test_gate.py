@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -15,7 +14,16 @@ from service.store import migrate
 from service.store.db import Store, engine_for
 from training.datasets import YOUTUBE_DIR, Example
 from training.features import Comment
-from training.gate import TOLERANCE, decide_gate, diff_models, evaluation_rows, split_recent
+from training.gate import (
+    TOLERANCE,
+    Comparison,
+    decide_gate,
+    diff_models,
+    evaluation_rows,
+    key_digest,
+    split_recent,
+    trained_on,
+)
 from training.labels import StoredLabel, read_labels
 from training.retrain import TrainingDataError, retrain
 
@@ -52,30 +60,61 @@ def test_duplicates_never_straddle_the_split() -> None:
     assert "comment 9" in test_keys and "comment 0" in train_keys
 
 
-def rows(**overall: float) -> dict[str, dict[str, Any]]:
-    base = {"roc_auc": 0.95, "mcc": 0.8, "f1": 0.9, "precision_at_discard": 1.0}
-    return {"overall": {**base, **overall}}
+BASE = {"roc_auc": 0.95, "mcc": 0.8, "f1": 0.9, "precision_at_discard": 1.0}
+
+
+def cmp(name: str, n: int = 20, **candidate: float) -> Comparison:
+    return Comparison(name, n, {**BASE, **candidate}, dict(BASE))
+
+
+NONE = Comparison("elsewhere", 0, None, None)
 
 
 @pytest.mark.parametrize(
-    ("candidate", "passed"),
+    ("sites", "elsewhere", "passed", "why"),
     [
-        (rows(), True),
-        (rows(mcc=0.8 - TOLERANCE["mcc"] / 2), True),
-        (rows(mcc=0.8 - TOLERANCE["mcc"] * 2), False),
-        (rows(roc_auc=0.90), False),
-        (rows(precision_at_discard=float("nan")), True),  # not comparable: not a veto
-        (rows(f1=0.99, mcc=0.9), True),
+        (cmp("sites", mcc=0.9), cmp("elsewhere"), True, "at least as good on the sites"),
+        (cmp("sites"), cmp("elsewhere"), True, "at least as good on the sites"),
+        (cmp("sites", mcc=0.7), cmp("elsewhere"), False, "worse than the serving model on the"),
+        (cmp("sites", mcc=0.9), cmp("elsewhere", mcc=0.8 - TOLERANCE["mcc"] * 2), False,
+         "worse elsewhere beyond the tolerance (mcc)"),
+        (cmp("sites", mcc=0.9), cmp("elsewhere", mcc=0.8 - TOLERANCE["mcc"] / 2), True, "as good"),
+        (cmp("sites", mcc=0.9), cmp("elsewhere", precision_at_discard=float("nan")), True,
+         "as good"),  # not comparable: not a veto
+        (Comparison("sites", 0, None, None), cmp("elsewhere"), True, "not worse"),
+        (cmp("sites", mcc=0.9), NONE, True, "as good"),
     ],
 )
-def test_gate_decision(candidate: dict[str, dict[str, Any]], passed: bool) -> None:
-    result = decide_gate(candidate, rows(), "spam-x")
+def test_gate_decision(sites: Comparison, elsewhere: Comparison, passed: bool, why: str) -> None:
+    result = decide_gate(sites, elsewhere, "spam-x", {"overall": dict(BASE)}, {})
     assert result.passed is passed
-    assert len(result.reasons) == len(TOLERANCE)
+    assert why in result.verdict
+    assert result.reasons[-1] == result.verdict
 
 
-def test_gate_passes_without_a_serving_model() -> None:
-    assert decide_gate(rows(), None, None).passed
+def test_gate_passes_without_a_serving_model_or_anything_new_to_it() -> None:
+    none = Comparison("sites", 0, None, None)
+    first = decide_gate(none, NONE, None, {"overall": dict(BASE)}, None)
+    assert first.passed and "no serving model" in first.verdict
+    fresh = decide_gate(none, NONE, "spam-bootstrap", {"overall": dict(BASE)}, None)
+    assert fresh.passed and "nothing is held out" in fresh.verdict
+
+
+def test_what_a_model_saw_decides_what_the_gate_compares_on() -> None:
+    labels = [stored(f"site a comment {i}", i % 2, "a", i, i + 1) for i in range(10)]
+    files = [Example(Comment(content=f"file text {i}"), i % 2, "f.csv") for i in range(200)]
+    bootstrap = trained_on({"data": {"description": ["shipped"]}})
+    split = split_recent(labels, files, 0.2, bootstrap)
+    assert len(split.site_test) == 2 and not split.other_test  # it saw every file text
+    assert split.gate_fold and not {e.key for e in split.gate_fold} & {e.key for e in split.final}
+    retrained = trained_on({"trained_on": {"files": "outside-gate-fold", "labels_up_to": 9}})
+    split = split_recent(labels, files, 0.2, retrained)
+    assert [e.comment.content for e in split.site_test] == ["site a comment 9"]
+    assert split.other_test == split.gate_fold  # never fit on the gate fold
+    keys = {key_digest(s.example.key) for s in labels[:9]}
+    by_keys = trained_on({"trained_on": {"files": "outside-gate-fold"}}, keys)
+    assert [e.comment.content for e in split_recent(labels, files, 0.2, by_keys).site_test] == [
+        "site a comment 9"]
 
 
 def test_evaluation_rows_per_group() -> None:
@@ -123,6 +162,8 @@ def test_retrain_gates_reports_and_learns_the_labels(
     assert "<b>news</b>.example.org" in result.gate.candidate
     meta = reg.metadata(result.version)
     assert meta["gate"]["passed"] == result.gate.passed and meta["trainer"] == "in-memory"
+    assert meta["trained_on"]["files"] == "outside-gate-fold"
+    assert (reg.version_dir(result.version) / "trained_on.txt").is_file()
     html = result.report.read_text()
     assert "&lt;b&gt;news&lt;/b&gt;" in html and "<b>news" not in html
     for name in ("report-pr.png", "report-confusion.png", "report-histogram.png"):
@@ -158,3 +199,14 @@ def test_retrain_refuses_one_class_data(tmp_path: Path) -> None:
     data.write_text("content,label\n" + "".join(f"text {i},ham\n" for i in range(30)))
     with pytest.raises(TrainingDataError, match="both spam and ham"):
         retrain(None, Registry(tmp_path / "m"), [data], progress=False)
+
+
+def test_first_train_promote_on_a_fresh_install_passes(tmp_path: Path) -> None:
+    """A bootstrap fit on all shipped data leaves nothing new to it: no gate artefact."""
+    from training.train import bootstrap
+
+    reg = Registry(tmp_path / "models")
+    bootstrap(reg, PSY)
+    result = retrain(None, reg, [PSY], progress=False)
+    assert result.gate.passed, result.gate.reasons
+    assert "nothing is held out" in result.gate.verdict

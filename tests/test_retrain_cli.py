@@ -87,3 +87,24 @@ def test_diff_of_a_model_with_itself_flips_nothing(run, model_dir: Path, sqlite_
 def test_rollback_without_history_is_a_clear_error(run) -> None:  # type: ignore[no-untyped-def]
     r = run("models", "rollback")
     assert r.exit_code == 2 and "no earlier spam model" in r.output
+
+
+def test_promoting_a_version_the_gate_refused_needs_force(run, model_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    reg = Registry(model_dir)
+    serving = str(reg.current())
+    loaded = reg.load(serving)
+    gate = {"passed": False, "serving_version": serving,
+            "reasons": ["refused: worse than the serving model on the sites' own newest labels"],
+            "candidate": {"overall": {"mcc": 0.12}}, "serving": {"overall": {"mcc": 0.55}}}
+    refused = reg.save(loaded.pipeline, {**loaded.metadata, "gate": gate})
+    r = run("models", "promote", refused)
+    assert r.exit_code == 3 and "refused" in r.output and "--force" in r.output
+    assert reg.current() == serving
+    r = run("models", "promote", refused, "--force")
+    assert r.exit_code == 0 and "forced" in r.output
+    event = reg.history()[-1]
+    assert event["action"] == "force" and event["version"] == refused
+    assert event["detail"]["candidate_overall"]["mcc"] == 0.12
+    assert event["detail"]["serving_overall"]["mcc"] == 0.55
+    r = run("models", "promote", serving)  # a version without a refusing gate: as before
+    assert r.exit_code == 0 and reg.history()[-1]["action"] == "promote"

@@ -91,6 +91,8 @@ def feedback() -> Response:
         comment=comment,
         is_test=is_test,
     )
-    return json_response(
-        {"recorded": True, "label": label, "comment_id": comment_id, "label_id": label_id}
-    )
+    # pending: the check is still queued in some worker; the label joins it when it lands.
+    return json_response({
+        "recorded": True, "label": label, "comment_id": comment_id, "label_id": label_id,
+        "pending": comment_id is None,
+    })

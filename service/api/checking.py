@@ -14,7 +14,7 @@ from service.errors import StorageError
 from service.resources import Resources
 from service.scoring.site_rules import site_ruleset
 from service.scoring.verdicts import DEFAULT_RULES, Outcome, Rule, score_comments
-from service.store.db import CheckRecord, new_guid
+from service.store.db import CheckRecord, guid_issued, signed_guid
 from training.text import Comment
 
 log = logging.getLogger(__name__)
@@ -42,10 +42,41 @@ def check_comments(
 ) -> list[CheckResult]:
     """Score ``comments`` and record each check (unless ``store`` is false)."""
     scorer = res.models.scorer()
+    remembered = _remembered(res, site_id, comments)
+    if any(r is not None for r in remembered):
+        # A labelled comment (or a repeat of labelled spam) answers with its label;
+        # the others are scored as usual.
+        rest = [c for c, r in zip(comments, remembered, strict=True) if r is None]
+        scored_rest = iter(_score(res, scorer, rest, site_id)) if rest else iter(())
+        scored = [
+            (r.outcome(scorer.version), False) if r is not None else next(scored_rest)
+            for r in remembered
+        ]
+    else:
+        scored = _score(res, scorer, comments, site_id)
+    secret = res.settings.secret_key
+    results = [CheckResult(signed_guid(secret), o, cached) for o, cached in scored]
+    return _finish_check(res, comments, results, site_id=site_id, source=source,
+                         is_test=is_test, store=store, toxicity=toxicity)
+
+
+def _remembered(res: Resources, site_id: int | None, comments: list[Comment]) -> list[Any]:
+    memory = res.label_memory
+    if memory is None:
+        return [None] * len(comments)
+    memory.refresh()
+    return [memory.match(site_id, c) for c in comments]
+
+
+def _score(
+    res: Resources, scorer: Any, comments: list[Comment], site_id: int | None
+) -> list[tuple[Outcome, bool]]:
+    """Rules, verdict cache and model for comments that carry no label."""
     ruleset = site_ruleset(res, site_id)
     rules: tuple[Rule, ...] = DEFAULT_RULES if ruleset is None else (*DEFAULT_RULES, ruleset)
     site_cache = res.site_settings
     thresholds = site_cache.thresholds(site_id) if site_cache is not None else None
+    thresholds = discard_where_known(scorer, site_cache, site_id, thresholds)
     cache = res.cache  # flood counts + verdict cache
     if cache is not None:
         # A site's lists and thresholds are part of its verdicts: a change to either is
@@ -57,7 +88,45 @@ def check_comments(
         scored = cache.score(scorer, comments, context, rules, thresholds)
     else:
         scored = [(o, False) for o in score_comments(scorer, comments, rules, thresholds)]
-    results = [CheckResult(new_guid(), o, cached) for o, cached in scored]
+    return scored
+
+
+NEVER = float("inf")  # a discard threshold no probability reaches
+NO_SITE = "(no site)"  # training.labels.NO_SITE: labels taken without a site key
+
+
+def discard_where_known(
+    scorer: Any, site_cache: Any, site_id: int | None, thresholds: dict[str, float] | None
+) -> dict[str, float] | None:
+    """Discard only where the model's discard precision is known for this site.
+
+    A retrained model lists the sites whose own held-out labels showed 99.5 %
+    (``metadata["discard_sites"]``, training/retrain.py); elsewhere, a new site
+    above all, its discard threshold was measured on other kinds of text, so
+    nothing is discarded there (the verdict stays spam). A site that set its
+    own discard threshold (``commentmod sites thresholds``) keeps it.
+    """
+    if thresholds and "discard" in thresholds:
+        return thresholds
+    known: dict[str, float] = scorer.model.metadata.get("discard_sites") or {}
+    url = NO_SITE if site_id is None else (
+        site_cache.url(site_id) if site_cache is not None else None)
+    limit = known.get(url) if url is not None else None
+    return {**(thresholds or {}), "discard": NEVER if limit is None else float(limit)}
+
+
+def _finish_check(
+    res: Resources,
+    comments: list[Comment],
+    results: list[CheckResult],
+    *,
+    site_id: int | None,
+    source: str,
+    is_test: bool,
+    store: bool,
+    toxicity: list[dict[str, Any] | None] | None,
+) -> list[CheckResult]:
+    """Count, record (write-behind or now) and shadow the answered checks."""
     for r in results:
         metrics.VERDICTS.labels(r.outcome.verdict.value, source).inc()
     if store:
@@ -113,11 +182,13 @@ def record_feedback(
     guid: str = "",
     comment: Comment | None = None,
     is_test: bool = False,
-) -> tuple[int, int]:
+) -> tuple[int | None, int | None]:
     """Store a spam/ham label from a site or a moderator, then tell the listeners
     (the verdict cache drops the comment's cached verdict). Returns (comment id, label id).
 
-    A label that cannot be committed raises StorageError: it is never acknowledged.
+    A label by guid alone for a check that another worker has not recorded yet is
+    kept pending and joined when the check lands: then (None, None). A label that
+    cannot be committed raises StorageError: it is never acknowledged.
     """
     writer = res.write_behind
     if writer is not None:
@@ -127,7 +198,9 @@ def record_feedback(
     comment_id, label_id = res.store.feedback(
         label=label, source=source, actor=actor, site_id=site_id, guid=guid,
         content=content, fields=fields, is_test=is_test,
+        issued=bool(guid) and guid_issued(guid, res.settings.secret_key),
     )
-    for listener in res.on_feedback:
-        listener(comment_id, comment)
+    if comment_id is not None:
+        for listener in res.on_feedback:
+            listener(comment_id, comment)
     return comment_id, label_id

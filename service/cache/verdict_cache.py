@@ -277,8 +277,14 @@ class VerdictCache:
         bounds: tuple[int, ...] = flood.BUCKETS,
         context: str = "",
     ) -> list[Lookup]:
-        fields = [fields_key(c, context) for c in comments]
-        vkeys = [verdict_key(version, f) for f in fields]
+        # The generation (and the local tier's first key part) is the comment's own:
+        # feedback invalidates its verdicts under every context (site lists,
+        # thresholds); the verdict key adds the context.
+        fields = [fields_key(c) for c in comments]
+        vkeys = (
+            [verdict_key(version, fields_key(c, context)) for c in comments]
+            if context else [verdict_key(version, f) for f in fields]
+        )
         fkeys = [flood.flood_keys(c) for c in comments]
         remote = self._remote_lookup(fkeys, fields, vkeys, len(bounds))
         lookups = []

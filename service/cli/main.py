@@ -183,9 +183,12 @@ def train(
         raise click.ClickException(str(exc)) from exc
     gate = result.gate
     if promote and (gate.passed or force):
+        from service.registry.versions import refused_by_gate
+
         action = "promote" if gate.passed else "force"
-        obj.registry.set_current(result.version, action=action)
-        announce(obj, action, result.version, detail={"gate_passed": gate.passed})
+        detail = refused_by_gate({"gate": gate.to_dict()})
+        obj.registry.set_current(result.version, action=action, detail=detail)
+        announce(obj, action, result.version, detail=detail or {"gate_passed": True})
         result.promoted = True
     if as_json:
         click.echo(json.dumps({**result.summary, "version": result.version,
@@ -303,19 +306,34 @@ def models_list(obj: Context) -> None:
 
 @models.command("promote")
 @click.argument("version")
+@click.option("--force", is_flag=True,
+              help="promote a version its evaluation gate refused (recorded as forced)")
 @pass_ctx
-def models_promote(obj: Context, version: str) -> None:
+def models_promote(obj: Context, version: str, force: bool) -> None:
+    """Make VERSION current. A version the gate refused needs --force."""
     from service.cli.retrain import announce
+    from service.registry.versions import refused_by_gate
     from service.scoring.model import load_scorer
     from service.scoring.toxicity import load_toxicity_scorer
 
-    if obj.registry.metadata(version).get("family") == "toxicity":
+    meta = obj.registry.metadata(version)
+    refused = refused_by_gate(meta)
+    if refused is not None and not force:
+        click.echo(f"error: the evaluation gate refused {version}:", err=True)
+        for reason in refused["reasons"]:
+            click.echo(f"  {reason}", err=True)
+        click.echo("promote it anyway with --force (recorded as forced, with these figures)",
+                   err=True)
+        sys.exit(3)
+    if meta.get("family") == "toxicity":
         load_toxicity_scorer(obj.registry, version)
     else:
         load_scorer(obj.registry, version)  # refuse what the service would refuse
-    obj.registry.set_current(version, action="promote")
-    announce(obj, "promote", version)
-    click.echo(f"current model is now {version}")
+    action = "force" if refused is not None else "promote"
+    obj.registry.set_current(version, action=action, detail=refused)
+    announce(obj, action, version, detail=refused)
+    click.echo(f"current model is now {version}"
+               + (" (forced past a refusing gate; recorded)" if refused else ""))
 
 
 @models.command("compile")

@@ -109,6 +109,43 @@ def register(main: click.Group, models: click.Group, pass_ctx: Any) -> None:
             click.echo(f"  #{d['comment_id']} {d['serving']} -> {d['candidate']}: "
                        f"{d['content'][:100]!r}")
 
+    @main.command("refresh")
+    @click.option("--loop", is_flag=True, help="keep checking (what serve starts when "
+                  "COMMENTMOD_AUTO_REFRESH is on)")
+    @click.option("--force", "force_run", is_flag=True, help="retrain even if not due")
+    @click.option("--json", "as_json", is_flag=True)
+    @pass_ctx
+    def refresh_cmd(obj: Any, loop: bool, force_run: bool, as_json: bool) -> None:
+        """Retrain, gate and promote if sites gave enough new labels (see
+        COMMENTMOD_REFRESH_LABELS and COMMENTMOD_REFRESH_MINUTES)."""
+        import time
+
+        from training.refresh import refresh
+
+        s = obj.settings
+        while True:
+            try:
+                out = refresh(obj.store, obj.registry, min_labels=s.refresh_labels,
+                              max_minutes=s.refresh_minutes, force=force_run)
+            except Exception as exc:  # the loop outlives one failed refresh
+                if not loop:
+                    raise
+                click.echo(f"refresh failed: {exc}", err=True)
+                out = {"ran": False}
+            if out.get("promoted"):
+                announce(obj, "promote", out["version"], detail={"refresh": out["why"]})
+            if as_json:
+                click.echo(json.dumps(out, default=str))
+            elif out.get("ran"):
+                verdict = out["gate"]["verdict"]
+                click.echo(f"refresh: {out['why']}: {out['version']} "
+                           f"{'promoted' if out['promoted'] else 'refused'} ({verdict})")
+            elif not loop:
+                click.echo(f"refresh: {out['why']}")
+            if not loop:
+                return
+            time.sleep(s.refresh_check_seconds)
+
     @main.group()
     def sites() -> None:
         """Per-site settings."""

@@ -150,7 +150,8 @@ class SharedRegistry(Registry):
         row = self._latest(family)
         return None if row is None else int(row.id)
 
-    def set_current(self, version: str, *, action: str = "promote", actor: str = "cli") -> None:
+    def set_current(self, version: str, *, action: str = "promote", actor: str = "cli",
+                    detail: dict[str, Any] | None = None) -> None:
         meta = self.verify(version)
         family = str(meta.get("family", "spam"))
         previous = self.current(family)
@@ -163,6 +164,19 @@ class SharedRegistry(Registry):
                     action=action,
                     actor=actor[:200],
                     at=datetime.now(UTC),
+                    detail=detail,
+                )
+            )
+
+    def note(self, version: str, action: str, *, actor: str = "cli",
+             detail: dict[str, Any] | None = None) -> None:
+        meta = self.metadata(version)
+        family = str(meta.get("family", "spam"))
+        with self.store.transaction() as c:
+            c.execute(
+                insert(t.model_events).values(
+                    family=family, version=version, previous=self.current(family),
+                    action=action, actor=actor[:200], at=datetime.now(UTC), detail=detail or {},
                 )
             )
 

@@ -46,6 +46,7 @@ VERSION_RE = re.compile(r"^[a-z][a-z0-9-]{0,40}-\d{8}T\d{6}Z-[0-9a-f]{8}$")
 PINNED_LIBRARIES = ("scikit-learn", "numpy", "scipy", "joblib")
 # History actions that put a version in force (a rollback takes one out).
 PROMOTING_ACTIONS = frozenset({"promote", "bootstrap", "force"})
+REFRESH_ACTOR = "refresh"  # history events of the automatic refresh (training/refresh.py)
 
 
 def library_versions() -> dict[str, str]:
@@ -276,8 +277,10 @@ class Registry:
     def current(self, family: str = "spam") -> str | None:
         return self.pointers().get(family)
 
-    def set_current(self, version: str, *, action: str = "promote", actor: str = "cli") -> None:
-        """Point ``family`` at ``version`` atomically and append to the history."""
+    def set_current(self, version: str, *, action: str = "promote", actor: str = "cli",
+                    detail: dict[str, Any] | None = None) -> None:
+        """Point ``family`` at ``version`` atomically and append to the history
+        (``detail``: what a forced promotion overrode, the gate's figures)."""
         meta = self.verify(version)
         family = str(meta.get("family", "spam"))
         pointers = self.pointers()
@@ -285,7 +288,7 @@ class Registry:
         pointers[family] = version
         self.root.mkdir(parents=True, exist_ok=True)
         _atomic_write(self.pointer_path(), json.dumps(pointers, indent=2, sort_keys=True))
-        event = {
+        event: dict[str, Any] = {
             "at": datetime.now(UTC).isoformat(timespec="seconds"),
             "action": action,
             "family": family,
@@ -293,6 +296,25 @@ class Registry:
             "previous": previous,
             "actor": actor,
         }
+        if detail:
+            event["detail"] = detail
+        with (self.root / HISTORY).open("a") as fh:
+            fh.write(json.dumps(event) + "\n")
+
+    def note(self, version: str, action: str, *, actor: str = "cli",
+             detail: dict[str, Any] | None = None) -> None:
+        """Append an event that moves no pointer (a refresh the gate refused)."""
+        meta = self.metadata(version)
+        event = {
+            "at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "action": action,
+            "family": str(meta.get("family", "spam")),
+            "version": version,
+            "previous": self.current(str(meta.get("family", "spam"))),
+            "actor": actor,
+            "detail": detail or {},
+        }
+        self.root.mkdir(parents=True, exist_ok=True)
         with (self.root / HISTORY).open("a") as fh:
             fh.write(json.dumps(event) + "\n")
 
@@ -318,6 +340,40 @@ class Registry:
             return self.pointer_path().stat().st_mtime_ns
         except OSError:
             return None
+
+
+def refused_by_gate(meta: dict[str, Any]) -> dict[str, Any] | None:
+    """The gate's figures when this version's gate refused it, else None.
+
+    A version trained before the gate recorded anything, or with no serving model
+    to compare with, was not refused."""
+    gate = meta.get("gate")
+    if not isinstance(gate, dict) or gate.get("passed", True):
+        return None
+    overall = {
+        side: (gate.get(side) or {}).get("overall") for side in ("candidate", "serving")
+    }
+    return {
+        "gate_passed": False,
+        "serving_version": gate.get("serving_version"),
+        "reasons": list(gate.get("reasons") or []),
+        **{f"{side}_overall": m for side, m in overall.items() if m},
+    }
+
+
+def refresh_counts(history: list[dict[str, Any]]) -> tuple[dict[str, int], float]:
+    """(automatic refreshes by outcome, Unix time of the last one, 0 if none)."""
+    counts = {"promoted": 0, "refused": 0}
+    last = 0.0
+    for e in history:
+        if e.get("actor") != REFRESH_ACTOR:
+            continue
+        counts["refused" if e.get("action") == "refused" else "promoted"] += 1
+        try:
+            last = max(last, datetime.fromisoformat(str(e.get("at"))).timestamp())
+        except ValueError:
+            continue
+    return counts, last
 
 
 def promotion_stack(events: list[dict[str, Any]], family: str) -> list[str]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import gc
 import logging
 import math
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -24,8 +25,10 @@ from service.errors import ModelError
 from service.registry.lean import LeanScorer, compile_pipeline, sigmoid
 from service.registry.versions import LoadedModel, Registry
 from training.text import (
+    NUMBER_TOKEN,
     SIGNAL_INDEX,
     SIGNALS,
+    URL_TOKEN,
     Comment,
     merge_contributions,
     model_text,
@@ -33,6 +36,13 @@ from training.text import (
 )
 
 log = logging.getLogger(__name__)
+
+# Discard is safe only on the kind of text the model's discard threshold was
+# measured on: a comment with fewer than FAMILIAR_SHARE of its words known to the
+# model (another script, language or jargon) is never discarded (scoring.decide).
+FAMILIAR_SHARE = 0.6
+FAMILIAR_MIN_WORDS = 3
+PLACEHOLDERS = frozenset({URL_TOKEN, NUMBER_TOKEN})
 
 SMOKE_COMMENTS = (
     Comment(content="Check out my channel and subscribe http://bit.ly/x"),
@@ -110,6 +120,23 @@ class Scorer:
             reasons = self._row_reasons(comments[i], X.getrow(i), explain) if explain else []
             out.append((sigmoid(float(margin)), reasons))
         return out
+
+    def familiarity(self, comment: Comment) -> float | None:
+        """Share of the comment's words the model met in training (None: cannot tell,
+        or too few words). Text in an unseen script or vocabulary scores near 0."""
+        vocab: Any = None
+        pattern = r"(?u)\b\w+\b"
+        if self.lean is not None:
+            vocab, pattern = self.lean.word.weights, self.lean.word.token_pattern
+        elif self._features is not None and hasattr(self._features, "word_"):
+            vocab = self._features.word_.vocabulary_
+        if vocab is None:
+            return None
+        words = [w for w in re.findall(pattern, model_text(comment.content))
+                 if w not in PLACEHOLDERS]
+        if len(words) < FAMILIAR_MIN_WORDS:
+            return None
+        return sum(w in vocab for w in words) / len(words)
 
     def signal_weight(self, name: str) -> float | None:
         """The coefficient of the hand-made signal ``name`` (``flood``...), or None when

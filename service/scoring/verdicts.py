@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from service.scoring.model import Reason, Scorer
+from service.scoring.model import FAMILIAR_SHARE, Reason, Scorer
 from training.text import Comment
 
 GUARANTEED_SPAM_AUTHORS = frozenset({"akismet-guaranteed-spam", "viagra-test-123"})
@@ -106,7 +106,7 @@ def score_comments(
     pending = [c for c, h in zip(comments, hits, strict=True) if h is None]
     scored = iter(scorer.score(pending)) if pending else iter(())
     out = []
-    for hit in hits:
+    for comment, hit in zip(comments, hits, strict=True):
         if hit is not None:
             # A rule settles the verdict; only a rule that says so makes it discardable.
             verdict, _ = decide(hit.probability, limits)
@@ -125,5 +125,22 @@ def score_comments(
             continue
         prob, reasons = next(scored)
         verdict, discard = decide(prob, limits)
+        if discard:
+            verdict, discard, reasons = _unfamiliar(scorer, comment, verdict, reasons)
         out.append(Outcome(verdict, prob, discard, reasons, scorer.version))
     return out
+
+
+def _unfamiliar(
+    scorer: Scorer, comment: Comment, verdict: Verdict, reasons: list[Reason]
+) -> tuple[Verdict, bool, list[Reason]]:
+    """A comment unlike the model's training text is never discarded: its discard
+    precision is unknown there, so a moderator sees it (``unsure``)."""
+    share = scorer.familiarity(comment)
+    if share is None or share >= FAMILIAR_SHARE:
+        return verdict, True, reasons
+    why = Reason(
+        "rule", f"text unlike what the model was trained on ({1 - share:.0%} of its words are "
+        "new to it): a moderator should look", "ham", 0.0,
+    )
+    return Verdict.UNSURE, False, [why, *reasons]

@@ -22,7 +22,17 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from sqlalchemy import Connection, Engine, create_engine, event, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from service.errors import Conflict, NotFound, StorageError, ValidationError
@@ -147,6 +157,38 @@ def _new_id(result: Any) -> int:
 
 def new_guid() -> str:
     return str(uuid.uuid4())
+
+
+GUID_RANDOM_BYTES = 10  # then a 6-byte HMAC tag: 16 bytes, written like a UUID
+
+
+def _guid_tag(secret: str, raw: bytes) -> bytes:
+    return hmac.new(secret.encode(), b"commentmod-guid:" + raw, hashlib.sha256).digest()[:6]
+
+
+def signed_guid(secret: str) -> str:
+    """A check's guid that proves it was issued here: random bytes and their HMAC tag.
+
+    A label by guid alone may arrive before its check is recorded (the check
+    waits in some worker's write-behind queue); the tag tells "issued, not yet
+    recorded" (keep the label pending) from "never issued" (404) without a lookup.
+    """
+    raw = secrets.token_bytes(GUID_RANDOM_BYTES)
+    h = (raw + _guid_tag(secret, raw)).hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def guid_issued(guid: str, secret: str) -> bool:
+    """True when ``guid`` carries a valid tag made with ``secret``."""
+    digits = guid.replace("-", "")
+    if len(guid) != 36 or len(digits) != 32:
+        return False
+    try:
+        raw = bytes.fromhex(digits)
+    except ValueError:
+        return False
+    tag = _guid_tag(secret, raw[:GUID_RANDOM_BYTES])
+    return hmac.compare_digest(tag, raw[GUID_RANDOM_BYTES:])
 
 
 class Store:
@@ -318,6 +360,52 @@ class Store:
             )
         with self.transaction() as c:
             c.execute(insert(t.comments), rows)
+            self._join_pending(c)
+
+    # --- labels waiting for their check -------------------------------------
+    def _join_pending(self, c: Connection) -> int:
+        """Turn every pending label whose comment is now recorded into a label.
+
+        Runs in each write of checks and after each pending label, so a label is
+        joined by whichever transaction commits last (on PostgreSQL, two that
+        commit at once may both miss: the next write of checks joins it).
+        A label from a site that does not own the comment is dropped (and audited).
+        """
+        p, cm = t.pending_labels, t.comments
+        rows = c.execute(
+            select(p, cm.c.id.label("comment_id"), cm.c.site_id.label("comment_site"))
+            .join(cm, cm.c.guid == p.c.guid)
+            .order_by(p.c.id)
+        ).all()
+        if not rows:
+            return 0
+        joined = 0
+        for r in rows:
+            if r.site_id is not None and r.comment_site not in (None, r.site_id):
+                self._audit(c, r.actor, "label.refused", r.guid, {"why": "another site's comment"})
+            else:
+                c.execute(
+                    insert(t.labels).values(
+                        comment_id=r.comment_id, task="spam", label=r.label, source=r.source,
+                        actor=r.actor, is_test=r.is_test, created_at=r.created_at,
+                    )
+                )
+                joined += 1
+        c.execute(delete(p).where(p.c.id.in_([r.id for r in rows])))
+        return joined
+
+    def join_pending(self) -> int:
+        """Join what can be joined now (training and tests call it before reading labels)."""
+        with self.transaction() as c:
+            return self._join_pending(c)
+
+    def pending_count(self) -> int:
+        return int(
+            self.read(
+                lambda c: c.execute(select(func.count()).select_from(t.pending_labels)).scalar()
+            )
+            or 0
+        )
 
     def comment(self, comment_id: int) -> dict[str, Any]:
         row = self.read(
@@ -409,20 +497,28 @@ class Store:
         content: str = "",
         fields: dict[str, str] | None = None,
         is_test: bool = False,
-    ) -> tuple[int, int]:
+        issued: bool = False,
+    ) -> tuple[int | None, int | None]:
         """Store a label for a comment found by guid, else by content, else newly recorded.
 
-        Never fails because the comment was not seen before. Returns (comment id, label id).
+        Never fails because the comment was not seen before. Returns (comment id,
+        label id); (None, None) when the label is kept pending: ``issued`` says the
+        guid was issued here (:func:`guid_issued`) but its check is not recorded yet.
         """
         found = self.find_comment(guid=guid, site_id=None) if guid else None
         if found is not None and site_id is not None and found["site_id"] not in (None, site_id):
             found = None  # a site labels its own comments only, whatever guid it sends
         if found is None and content:
             found = self.find_comment(content=content, site_id=site_id)
+        if found is None and not content and guid and issued:
+            return self._add_pending(guid, label, source, actor, site_id, is_test)
         with self.transaction() as c:
             if found is None:
                 if not content:
-                    raise NotFound("no comment with that guid, and no content to record")
+                    raise NotFound(
+                        "no comment with that guid: it was never issued here, and no "
+                        "content was sent to record"
+                    )
                 values = {
                     COMMENT_COLUMNS[k]: v[:2000]
                     for k, v in (fields or {}).items()
@@ -451,6 +547,28 @@ class Store:
                 comment_id, label, source=source, actor=actor, is_test=is_test, conn=c
             )
         return comment_id, label_id
+
+    def _add_pending(
+        self, guid: str, label: str, source: str, actor: str, site_id: int | None, is_test: bool
+    ) -> tuple[int | None, int | None]:
+        if label not in LABELS["spam"]:
+            raise ValidationError(f"label must be one of {LABELS['spam']}", field="label")
+        with self.transaction() as c:
+            # Written first: on SQLite this takes the write lock, so a check committed
+            # before it is seen by the join below and one committed after it joins it.
+            c.execute(
+                insert(t.pending_labels).values(
+                    guid=guid, site_id=site_id, label=label, source=source,
+                    actor=actor[:200], is_test=is_test, created_at=now(),
+                )
+            )
+        with self.transaction() as c:
+            self._join_pending(c)
+        found = self.find_comment(guid=guid)
+        if found is None:
+            return None, None
+        latest = self.label_history(int(found["id"]))
+        return int(found["id"]), (int(latest[-1]["id"]) if latest else None)
 
     # --- audit and privacy -------------------------------------------------
     def _audit(

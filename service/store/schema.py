@@ -109,6 +109,21 @@ labels = Table(
     Index("ix_labels_comment_task", "comment_id", "task", "id"),
 )
 
+# A label by guid for a check not yet recorded (still in some worker's write-behind
+# queue): kept here and joined to its comment when the check lands (store.join_pending).
+pending_labels = Table(
+    "pending_labels",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("guid", String(36), nullable=False, index=True),
+    Column("site_id", Integer, nullable=True),  # the labelling site: must own the comment
+    Column("label", String(16), nullable=False),
+    Column("source", String(16), nullable=False),
+    Column("actor", String(200), nullable=False, default=""),
+    Column("is_test", Boolean, nullable=False, default=False),
+    _ts("created_at"),
+)
+
 moderators = Table(
     "moderators",
     metadata,
@@ -181,6 +196,7 @@ model_events = Table(
     Column("action", String(16), nullable=False),  # promote, rollback, bootstrap, force
     Column("actor", String(200), nullable=False, default=""),
     _ts("at", index=True),
+    Column("detail", JSON, nullable=True),  # a forced promotion: the gate's figures
 )
 
 shadow_results = Table(

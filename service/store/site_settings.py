@@ -53,6 +53,7 @@ class SiteSettingsCache:
         self.store = store
         self.ttl = ttl_seconds
         self._entries: dict[int, tuple[float, dict[str, float]]] = {}
+        self._urls: dict[int, str] = {}  # a site's URL never changes
         self._lock = threading.Lock()
 
     def thresholds(self, site_id: int | None) -> dict[str, float] | None:
@@ -63,7 +64,9 @@ class SiteSettingsCache:
         if entry is not None and entry[0] > now:
             return entry[1] or None
         try:
-            raw = self.store.site(site_id).get("settings") or {}
+            site = self.store.site(site_id)
+            self._urls[site_id] = str(site["url"])
+            raw = site.get("settings") or {}
             found = validate_thresholds(dict(raw.get("thresholds") or {}))
         except CommentmodError as exc:
             log.warning("site_settings.unreadable", extra={"site": site_id, "error": str(exc)})
@@ -71,6 +74,12 @@ class SiteSettingsCache:
         with self._lock:
             self._entries[site_id] = (now + self.ttl, found)
         return found or None
+
+    def url(self, site_id: int) -> str | None:
+        """The site's URL key, once :meth:`thresholds` has read the site."""
+        if site_id not in self._urls:
+            self.thresholds(site_id)
+        return self._urls.get(site_id)
 
     def forget(self, site_id: int | None = None) -> None:
         with self._lock:
