@@ -34,6 +34,9 @@ PSY = YOUTUBE_DIR / "Youtube01-Psy.csv"
 KATY = YOUTUBE_DIR / "Youtube02-KatyPerry.csv"
 CITIES = ["Oslo", "Lima", "Kyiv", "Pune", "Cork", "Graz", "Bonn", "Fez", "Turku", "Riga"]
 PROBE = "The weather forecast for Bergen says rain on Sunday"
+# What a model that never saw the weather labels may answer for them: not spam. Whether
+# it says ham or unsure depends on where its thresholds fell, which is not under test.
+NOT_SPAM = ("ham", "unsure")
 
 
 @pytest.fixture(scope="module")
@@ -104,14 +107,15 @@ class Hammer:
         self._thread.join(timeout=15)
 
 
-def wait_for(base: str, version: str, verdict: str, timeout: float) -> float:
-    """Seconds until 20 answers in a row come from ``version`` with ``verdict``."""
+def wait_for(base: str, version: str, verdict: str | tuple[str, ...], timeout: float) -> float:
+    """Seconds until 20 answers in a row come from ``version`` with ``verdict`` (or one of)."""
+    verdicts = (verdict,) if isinstance(verdict, str) else verdict
     started = time.monotonic()
     streak = 0
     while time.monotonic() - started < timeout:
         status, body = post(base, {"content": PROBE})
         assert status == 200
-        ok = body["model_version"] == version and body["verdict"] == verdict
+        ok = body["model_version"] == version and body["verdict"] in verdicts
         streak = streak + 1 if ok else 0
         if streak == 20:
             return time.monotonic() - started
@@ -154,8 +158,8 @@ def label_weather_comments(base: str, store: Store) -> None:
     answers = [post(base, {"content": f"The weather forecast for {c} says rain on day {i}"})
                for i in range(3) for c in CITIES]
     assert all(status == 200 for status, _ in answers)
-    assert sum(body["verdict"] == "ham" for _, body in answers) >= 25
-    assert post(base, {"content": PROBE})[1]["verdict"] == "ham"
+    assert sum(body["verdict"] in NOT_SPAM for _, body in answers) >= 25
+    assert post(base, {"content": PROBE})[1]["verdict"] in NOT_SPAM
     for _, body in answers:
         store.feedback(label="spam", source="moderator", actor="mod", site_id=None,
                        guid=body["guid"])
@@ -202,7 +206,7 @@ def test_label_train_promote_reload_rollback_with_pubsub(
         back = cli(env, "models", "rollback")
         assert back.returncode == 0, back.stderr
         assert old in back.stdout
-        restored = wait_for(base, old, "ham", 5.0)
+        restored = wait_for(base, old, NOT_SPAM, 5.0)
 
     n = no_failed_request(hammer, {old, new})
     print(f"pubsub: switched in {switched:.2f} s, rolled back in {restored:.2f} s, "
@@ -230,7 +234,7 @@ def test_promote_and_rollback_reach_workers_by_polling(
     base = serve(workers=2, env=extra)
     old, new = Registry(model_dir).current(), psy_model_dir[1]
     assert old is not None
-    assert post(base, {"content": PROBE})[1]["verdict"] == "ham"
+    assert post(base, {"content": PROBE})[1]["verdict"] in NOT_SPAM
     with Hammer(base) as hammer:
         diff = cli(env, "models", "diff", new)
         assert diff.returncode == 0, diff.stderr
@@ -240,7 +244,7 @@ def test_promote_and_rollback_reach_workers_by_polling(
         switched = wait_for(base, new, "spam", 8.0)
         back = cli(env, "models", "rollback")
         assert back.returncode == 0, back.stderr
-        restored = wait_for(base, old, "ham", 8.0)
+        restored = wait_for(base, old, NOT_SPAM, 8.0)
     n = no_failed_request(hammer, {old, new})
     print(f"polling: switched in {switched:.2f} s, rolled back in {restored:.2f} s, "
           f"{n} requests during the switches, all 200")
