@@ -82,6 +82,12 @@ class Settings:
     max_content_chars: int = _setting(20_000, "longest comment text, characters", int)
     max_field_chars: int = _setting(2_000, "longest other comment field, characters", int)
     batch_max: int = _setting(100, "most comments in one batch request", int)
+    scoring_budget_seconds: float = _setting(
+        10.0,
+        "most scoring time one request may take before it is refused (413); keep it well "
+        "under the worker timeout",
+        float,
+    )
     cache_ttl_seconds: int = _setting(3_600, "how long a verdict stays cached", int)
     cache_local_size: int = _setting(10_000, "in-process verdict cache entries", int)
     cache_local_ttl_seconds: float = _setting(
@@ -263,6 +269,8 @@ def _validate(s: Settings) -> None:
         raise ConfigurationError(f"{PREFIX}WRITE_BEHIND_INTERVAL_SECONDS must be in (0, 60]")
     if s.akismet_monthly_limit < 0:
         raise ConfigurationError(f"{PREFIX}AKISMET_MONTHLY_LIMIT must be 0 (none) or more")
+    if not 0 < s.scoring_budget_seconds <= 60:
+        raise ConfigurationError(f"{PREFIX}SCORING_BUDGET_SECONDS must be in (0, 60]")
     if s.cache_ttl_seconds < 0:
         raise ConfigurationError(f"{PREFIX}CACHE_TTL_SECONDS must be 0 or more")
     if not 0 < s.redis_timeout_seconds <= 5:

@@ -19,11 +19,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from service.flood import flood_keys
-from service.model import Scorer
-from service.registry import Registry
-from service.site_rules import Entry, RuleSet
-from service.toxicity import detect_language
+from service.cache.flood import flood_keys
+from service.registry.versions import Registry
+from service.scoring.model import Scorer
+from service.scoring.site_rules import Entry, RuleSet
+from service.scoring.toxicity import detect_language
 from training.identity import group_terms
 from training.text import Comment, has_email, model_text, signal_vector, strip_markup
 

@@ -5,6 +5,7 @@ score, record, count. Storage failures never cost a site its verdict.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +43,7 @@ def check_comments(
 ) -> list[CheckResult]:
     """Score ``comments`` and record each check (unless ``store`` is false)."""
     scorer = res.models.scorer()
+    deadline = time.monotonic() + res.settings.scoring_budget_seconds
     ruleset = site_ruleset(res, site_id)
     rules: tuple[Rule, ...] = DEFAULT_RULES if ruleset is None else (*DEFAULT_RULES, ruleset)
     site_cache = res.site_settings
@@ -54,9 +56,11 @@ def check_comments(
         if (ruleset and ruleset.fingerprint) or thresholds:
             fingerprint = ruleset.fingerprint if ruleset else ""
             context = f"{site_id}:{fingerprint}:{sorted((thresholds or {}).items())}"
-        scored = cache.score(scorer, comments, context, rules, thresholds)
+        scored = cache.score(scorer, comments, context, rules, thresholds, deadline)
     else:
-        scored = [(o, False) for o in score_comments(scorer, comments, rules, thresholds)]
+        scored = [
+            (o, False) for o in score_comments(scorer, comments, rules, thresholds, deadline)
+        ]
     results = [CheckResult(new_guid(), o, cached) for o, cached in scored]
     for r in results:
         metrics.VERDICTS.labels(r.outcome.verdict.value, source).inc()
