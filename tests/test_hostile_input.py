@@ -190,3 +190,76 @@ def test_a_batch_over_the_scoring_budget_is_refused_clearly(
     ok = make_app(batch_max=100).test_client().post("/api/v1/check/batch",
                                                     json={"comments": comments})
     assert ok.status_code == 200 and len(ok.json["results"]) == 40  # type: ignore[index]
+
+
+# --- headers, next, /metrics, site lists -----------------------------------------------
+
+
+@pytest.mark.parametrize("nxt", ["/moderate/\r\nSet-Cookie: x=1", "/moderate/\n", "/moderate/\x00",
+                                 "/moderate/\u2028", "//evil.example/", "https://evil.example/"])
+def test_login_with_a_hostile_next_redirects_into_the_queue(both_app: Flask, nxt: str) -> None:
+    client = both_app.test_client()
+    page = client.get("/moderate/login").text
+    csrf = page.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+    r = client.post("/moderate/login", query_string={"next": nxt},
+                    data={"name": "alice", "password": PASSWORD, "csrf_token": csrf})
+    if "\x00" in nxt:
+        assert_refused(r, "next")
+        return
+    assert r.status_code == 302, (r.status_code, r.data[:200])
+    assert r.headers["Location"] == "/moderate/"
+
+
+@pytest.mark.parametrize("header", ["User-Agent", "Referer", "X-Forwarded-For", "Authorization",
+                                    "X-API-Key", "X-Coral-Signature", "Cookie"])
+def test_hostile_header_values_never_make_a_5xx(both_app: Flask, header: str) -> None:
+    client = both_app.test_client()
+    for value in ["\x00", "\xff\xfe", "a" * 8000, "Basic \x00:\x00", "Bearer \u00e9"]:
+        for method, path in [("POST", "/api/v1/check"), ("GET", "/moderate/"),
+                             ("POST", "/1.1/comment-check"), ("POST", "/coral/moderate"),
+                             ("GET", "/api/v1/moderation/queue"), ("GET", "/metrics")]:
+            r = client.open(path, method=method, headers={header: value},
+                            json={"content": "hello"})
+            assert r.status_code < 500, (header, value[:20], path, r.status_code)
+
+
+def test_metrics_can_be_limited_to_networks_and_a_token(make_app: Callable[..., Flask]) -> None:
+    open_app = make_app().test_client()
+    assert open_app.get("/metrics").status_code == 200  # the default: unchanged
+    by_net = make_app(metrics_allow="10.0.0.0/8, 192.0.2.0/24").test_client()
+    assert by_net.get("/metrics").status_code == 403  # the test client is 127.0.0.1
+    r = by_net.get("/metrics", environ_base={"REMOTE_ADDR": "192.0.2.9"})
+    assert r.status_code == 200 and b"commentmod" in r.data
+    by_token = make_app(metrics_token="s3cret-scrape-token").test_client()
+    assert by_token.get("/metrics").status_code == 401
+    assert by_token.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    ok = by_token.get("/metrics", headers={"Authorization": "Bearer s3cret-scrape-token"})
+    assert ok.status_code == 200
+
+
+def test_a_bad_metrics_network_stops_start_up_naming_it(make_app: Callable[..., Flask]) -> None:
+    from service.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match=r"METRICS_ALLOW.*not-a-net"):
+        make_app(metrics_allow="10.0.0.0/8,not-a-net")
+
+
+def test_a_site_key_sees_only_its_own_sites_lists(both_app: Flask) -> None:
+    from service.scoring.site_rules import add_rule
+
+    store = res_of(both_app).store
+    key, _ = store.create_key("https://news.example")
+    other, _ = store.create_key("https://other.example")
+    add_rule(store, None, "block", "email", "spammer@example.org", "cli")  # global
+    add_rule(store, "https://other.example", "block", "ip", "203.0.113.9", "cli")
+    add_rule(store, "https://news.example", "block", "phrase", "cheap pills", "cli")
+    client = both_app.test_client()
+    r = client.get("/api/v1/rules", headers={"Authorization": f"Bearer {key}"})
+    assert r.status_code == 200
+    assert [x["value"] for x in r.json["rules"]] == ["cheap pills"]  # type: ignore[index]
+    r = client.get("/api/v1/rules", headers={"Authorization": f"Bearer {other}"})
+    assert [x["value"] for x in r.json["rules"]] == ["203.0.113.9/32"]  # type: ignore[index]
+    # The global list still applies to the site's checks.
+    r = client.post("/api/v1/check", headers={"Authorization": f"Bearer {key}"},
+                    json={"content": "hello there", "author_email": "spammer@example.org"})
+    assert r.json["verdict"] == "spam"  # type: ignore[index]
