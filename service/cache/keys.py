@@ -32,6 +32,12 @@ FLOOD_IP = PREFIX + "flood:ip:{digest}:{slot}"
 LOGIN_NAME = PREFIX + "login:name:{digest}"
 LOGIN_ADDRESS = PREFIX + "login:addr:{digest}"
 
+# A signed Coral request already answered: its answer (JSON, "" for 204), keyed
+# by a digest of tenant, signature header and body. A replay within the TTL is
+# answered from here, never scored or recorded again (service/api/coral.py).
+# TTL: coral.REPLAY_SECONDS (24 hours).
+CORAL_SEEN = PREFIX + "coral:seen:{digest}"
+
 # Rate-limit counters, written by the ``limits`` library under this prefix.
 # TTL: the window of the limit (set by the library).
 LIMITS = PREFIX + "limits"
@@ -63,3 +69,7 @@ def login_name(digest: str) -> str:
 
 def login_address(digest: str) -> str:
     return LOGIN_ADDRESS.format(digest=digest)
+
+
+def coral_seen(digest: str) -> str:
+    return CORAL_SEEN.format(digest=digest)
