@@ -60,6 +60,9 @@ class Resources:
     moderation_auth_cache: OrderedDict[str, tuple[int, int, float]] = field(
         default_factory=OrderedDict
     )  # HTTP Basic credentials already checked (HMAC digest -> id, session epoch, expiry)
+    coral_seen: OrderedDict[str, tuple[bytes, float]] = field(
+        default_factory=OrderedDict
+    )  # signed Coral requests answered lately, without Redis (digest -> answer, expiry)
     # Hooks, called in order.
     after_fork: list[Callable[[], None]] = field(default_factory=list)
     on_feedback: list[FeedbackListener] = field(default_factory=list)

@@ -27,7 +27,6 @@ import html
 import logging
 import secrets
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
@@ -296,7 +295,7 @@ def moderate() -> Response:
         raise AuthenticationError("missing or invalid X-Coral-Signature for this tenant")
     if not req.text.strip() or len(req.text) > res.settings.max_content_chars:
         return Response(status=204)
-    digest = hashlib.sha256(f"{req.tenant_id}\n{header}\n".encode() + raw).hexdigest()[:40]
+    digest = _replay_digest(res, req, candidates[-1], header, raw)
     seen = _seen(res, digest)
     if seen is None:
         decision = decide(res, req, candidates[-1])
@@ -311,7 +310,16 @@ def moderate() -> Response:
 
 REPLAY_SECONDS = 24 * 3600
 _LOCAL_SEEN_SIZE = 10_000
-_local_seen: OrderedDict[str, tuple[bytes, float]] = OrderedDict()
+
+
+def _replay_digest(
+    res: Resources, req: CoralRequest, tenant: TenantSecret, header: str, raw: bytes
+) -> str:
+    """The request, and what its answer depends on besides it (the tenant's policy
+    and the serving spam model): a change to either is answered afresh."""
+    model = res.models.scorer().version
+    context = orjson.dumps([req.tenant_id, header, tenant.policy, model])
+    return hashlib.sha256(context + b"\n" + raw).hexdigest()[:40]
 
 
 def _seen(res: Resources, digest: str) -> bytes | None:
@@ -320,16 +328,20 @@ def _seen(res: Resources, digest: str) -> bytes | None:
         found = res.redis.call(lambda r: r.get(keys.coral_seen(digest)), op="coral_seen")
         if found is not None:
             return found.encode() if isinstance(found, str) else bytes(found)
-    hit = _local_seen.get(digest)
+    hit = res.coral_seen.get(digest)
     if hit is not None and hit[1] > time.monotonic():
         return hit[0]
     return None
 
 
 def _remember(res: Resources, digest: str, answer: bytes) -> None:
-    _local_seen[digest] = (answer, time.monotonic() + REPLAY_SECONDS)
-    while len(_local_seen) > _LOCAL_SEEN_SIZE:
-        _local_seen.popitem(last=False)
+    local = res.coral_seen
+    local[digest] = (answer, time.monotonic() + REPLAY_SECONDS)
+    while len(local) > _LOCAL_SEEN_SIZE:
+        try:
+            local.popitem(last=False)
+        except KeyError:  # emptied by another thread meanwhile
+            break
     if res.redis is not None:
         res.redis.call(
             lambda r: r.set(keys.coral_seen(digest), answer, ex=REPLAY_SECONDS), op="coral_seen"
