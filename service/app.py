@@ -12,7 +12,7 @@ from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
 
 from service import health, logs, metrics
-from service.api import akismet, auth, coral, limits, openapi, perspective
+from service.api import akismet, auth, coral, guard, limits, openapi, perspective
 from service.api import check as api
 from service.api import models as models_web
 from service.api import rules as rules_api
@@ -161,6 +161,7 @@ def register_hooks(app: Flask) -> None:
     @app.before_request
     def _start() -> None:
         g.started = time.perf_counter()
+        guard.check_request(request)  # NUL and lone surrogates: a 400 before any view
 
     @app.after_request
     def _finish(response: Response) -> Response:

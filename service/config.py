@@ -16,6 +16,7 @@ package.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import secrets
 from collections.abc import Callable, Mapping
@@ -82,6 +83,12 @@ class Settings:
     max_content_chars: int = _setting(20_000, "longest comment text, characters", int)
     max_field_chars: int = _setting(2_000, "longest other comment field, characters", int)
     batch_max: int = _setting(100, "most comments in one batch request", int)
+    scoring_budget_seconds: float = _setting(
+        10.0,
+        "most scoring time one request may take before it is refused (413); keep it well "
+        "under the worker timeout",
+        float,
+    )
     cache_ttl_seconds: int = _setting(3_600, "how long a verdict stays cached", int)
     cache_local_size: int = _setting(10_000, "in-process verdict cache entries", int)
     cache_local_ttl_seconds: float = _setting(
@@ -136,6 +143,13 @@ class Settings:
     toxicity_bootstrap: bool = _setting(
         True, "serve trains the first toxicity model in the background when there is none",
         _bool,
+    )
+    metrics_allow: str = _setting(
+        "", "client networks /metrics answers, comma-separated CIDRs, e.g. "
+        "'127.0.0.1/32,10.0.0.0/8'; empty: any address"
+    )
+    metrics_token: str = _setting(
+        "", "bearer token /metrics requires (Authorization: Bearer ...); empty: none"
     )
     bootstrap_data: Path | None = _setting(
         None, "data trained on when no model exists (default: shipped YouTube set)", Path
@@ -196,7 +210,7 @@ class Settings:
         out: dict[str, Any] = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name in {"secret_key"} and value:
+            if f.name in {"secret_key", "metrics_token"} and value:
                 value = "***"
             if f.name in {"database_url", "redis_url"} and value:
                 value = _mask_url(str(value))
@@ -296,6 +310,9 @@ def _validate(s: Settings) -> None:
         )
     if s.akismet_monthly_limit < 0:
         raise ConfigurationError(f"{PREFIX}AKISMET_MONTHLY_LIMIT must be 0 (none) or more")
+    metrics_networks(s)  # a bad network is refused at start-up, named
+    if not 0 < s.scoring_budget_seconds <= 60:
+        raise ConfigurationError(f"{PREFIX}SCORING_BUDGET_SECONDS must be in (0, 60]")
     if s.cache_ttl_seconds < 0:
         raise ConfigurationError(f"{PREFIX}CACHE_TTL_SECONDS must be 0 or more")
     if not 0 < s.redis_timeout_seconds <= 5:
@@ -344,3 +361,18 @@ def _with_secret(s: Settings) -> Settings:
     except OSError as exc:
         raise ConfigurationError(f"cannot keep a secret key in {path}: {exc}") from exc
     return dataclasses.replace(s, secret_key=key)
+
+
+def metrics_networks(s: Settings) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """The networks of ``metrics_allow`` (empty: no limit by address)."""
+    out = []
+    for part in s.metrics_allow.split(","):
+        if not part.strip():
+            continue
+        try:
+            out.append(ipaddress.ip_network(part.strip(), strict=False))
+        except ValueError as exc:
+            raise ConfigurationError(
+                f"{PREFIX}METRICS_ALLOW: {part.strip()!r} is not a network (e.g. 10.0.0.0/8)"
+            ) from exc
+    return out

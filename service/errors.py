@@ -72,6 +72,12 @@ class BatchTooLarge(PayloadTooLarge):
     code = "batch_too_large"
 
 
+class ScoringBudgetExceeded(PayloadTooLarge):
+    """A request's comments needed more scoring time than one request may take."""
+
+    code = "scoring_budget_exceeded"
+
+
 class AuthenticationError(CommentmodError):
     status = 401
     code = "unauthorized"

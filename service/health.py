@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify
+import hmac
+import ipaddress
+
+from flask import Blueprint, Response, jsonify, request
 
 from service import metrics
-from service.errors import CommentmodError
+from service.config import Settings, metrics_networks
+from service.errors import AuthenticationError, CommentmodError, PermissionDenied
 from service.registry.versions import refresh_counts
 from service.resources import resources
 
@@ -39,8 +43,26 @@ def readyz() -> tuple[Response, int]:
     return jsonify(status="ready" if ready else "not ready", checks=checks), 200 if ready else 503
 
 
+def _allow_metrics(settings: Settings) -> None:
+    """COMMENTMOD_METRICS_ALLOW and COMMENTMOD_METRICS_TOKEN: each one set must pass."""
+    networks = metrics_networks(settings)
+    if networks:
+        try:
+            address = ipaddress.ip_address(request.remote_addr or "")
+        except ValueError:
+            address = None
+        if address is None or not any(address in n for n in networks):
+            raise PermissionDenied("/metrics does not answer this address")
+    if settings.metrics_token:
+        auth = request.headers.get("Authorization", "")
+        offered = auth[7:].strip() if auth.lower().startswith("bearer ") else ""
+        if not hmac.compare_digest(offered.encode(), settings.metrics_token.encode()):
+            raise AuthenticationError("/metrics needs its token (Authorization: Bearer ...)")
+
+
 @bp.get("/metrics")
 def metrics_page() -> Response:
+    _allow_metrics(resources().settings)
     body, content_type = metrics.render()
     return Response(body + refresh_metrics(), content_type=content_type)
 

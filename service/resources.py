@@ -59,9 +59,12 @@ class Resources:
     model_subscriber: Subscriber | None = None  # Redis notices of promoted models
     toxicity: ToxicityHolder | None = None  # the Perspective/Coral model family
     perspective_rate: RateWindow | None = None  # Perspective's per-key QPS window
-    moderation_auth_cache: OrderedDict[str, tuple[int, float]] = field(
+    moderation_auth_cache: OrderedDict[str, tuple[int, int, float]] = field(
         default_factory=OrderedDict
-    )  # HTTP Basic credentials already checked (HMAC digest -> moderator id, expiry)
+    )  # HTTP Basic credentials already checked (HMAC digest -> id, session epoch, expiry)
+    coral_seen: OrderedDict[str, tuple[bytes, float]] = field(
+        default_factory=OrderedDict
+    )  # signed Coral requests answered lately, without Redis (digest -> answer, expiry)
     # Hooks, called in order.
     after_fork: list[Callable[[], None]] = field(default_factory=list)
     on_feedback: list[FeedbackListener] = field(default_factory=list)

@@ -271,7 +271,9 @@ def test_akismet_comment_check_answers_any_form(akismet: Any, raw: str, text: st
     client = akismet
     from urllib.parse import quote
 
-    body = _form_body("comment_content", raw + quote(text, safe="")) + b"&user_ip=127.0.0.1"
+    # surrogatepass: a lone surrogate goes out as the bytes a careless client would send
+    escaped = quote(text.encode("utf-8", "surrogatepass"), safe="")
+    body = _form_body("comment_content", raw + escaped) + b"&user_ip=127.0.0.1"
     r = client.post("/1.1/comment-check", data=body,
                     content_type="application/x-www-form-urlencoded")
     assert r.status_code < 500, r.data[:300]

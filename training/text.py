@@ -90,6 +90,7 @@ def _join_spaced(match: re.Match[str]) -> str:
 _A_TAG = re.compile(
     r"<a\s[^>]{0,500}?href\s*=\s*[\"']([^\"'>]*)[\"'][^>]{0,200}>(.*?)</a\s*>", re.I | re.S
 )
+_A_CLOSE = re.compile(r"</a\s*>", re.I)
 _TAG = re.compile(r"</?[a-zA-Z][\w-]*(?:\s[^<>]{0,300})?/?>")
 
 
@@ -103,7 +104,12 @@ def strip_markup(text: str) -> str:
     """Comment HTML as a reader sees it: links keep their target, tags become
     spaces, entities (``&#39;``, ``&quot;``, ``&amp;``) become characters."""
     if "<" in text:
-        text = _A_TAG.sub(_link_text, text)
+        # _A_TAG's lazy label scans to the next closing tag; an opening tag with
+        # none after it would scan to the end, from every opening tag (quadratic
+        # on "<a href='x'>" * N). Past the last closing tag no link can match.
+        end = max((m.end() for m in _A_CLOSE.finditer(text)), default=0)
+        if end:
+            text = _A_TAG.sub(_link_text, text[:end]) + text[end:]
         text = _TAG.sub(" ", text)
     return html.unescape(text) if "&" in text else text
 
@@ -176,7 +182,11 @@ FREE_MAIL = frozenset(
     ]
 )
 _PHONE = re.compile(r"(?<![\w.])\+?\d[\d\s().-]{7,}\d(?![\w.])")
-_EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
+# The e-mail signal is what ``\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b`` finds, worked
+# out around each "@" (see has_email): that pattern retried its local part from
+# every character of a long "a.a.a..." run, quadratic in the run's length.
+_EMAIL_DOMAIN = re.compile(r"[\w.-]*+")
+_WORD_CHAR = re.compile(r"\w")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _DIGIT = re.compile(r"\d")
 _REPEAT = re.compile(r"(.)\1{3,}")
@@ -263,6 +273,43 @@ SIGNALS: tuple[Signal, ...] = (
 SIGNAL_INDEX = {s.name: i for i, s in enumerate(SIGNALS)}
 
 
+def _local_part(text: str, at: int) -> bool:
+    r"""Whether the run of ``[\w.+-]`` ending before ``at`` holds a word character."""
+    i = at - 1
+    while i >= 0:
+        ch = text[i]
+        if ch.isalnum() or ch == "_":
+            return True
+        if ch not in ".+-":
+            return False
+        i -= 1
+    return False
+
+
+def has_email(text: str) -> bool:
+    r"""Whether ``\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b`` matches ``text``, in linear time.
+
+    Each "@" is looked at once: the run of ``[\w.+-]`` before it and the run of
+    ``[\w.-]`` after it belong to no other "@", so the whole pass reads each
+    character a bounded number of times. Local part: the run before "@" holds a
+    word character (only then does a word boundary fall inside it). Domain: its
+    first label is not empty, and a later label, reached without an empty one,
+    holds a word character (where the closing ``\b`` can fall).
+    """
+    at = text.find("@")
+    while at != -1:
+        if _local_part(text, at):
+            labels = _EMAIL_DOMAIN.match(text, at + 1).group(0).split(".")  # type: ignore[union-attr]
+            if labels[0]:
+                for label in labels[1:]:
+                    if not label:
+                        break
+                    if _WORD_CHAR.search(label):
+                        return True
+        at = text.find("@", at + 1)
+    return False
+
+
 def _mixed_script(text: str) -> bool:
     return _CYRILLIC_GREEK.search(text) is not None and any(
         _LATIN.search(w) is not None and _CYRILLIC_GREEK.search(w) is not None
@@ -306,7 +353,7 @@ def signal_vector(comment: Comment) -> list[float]:
         "shortener": float(any(d in SHORTENERS for d in domains)),
         "author_url": float(bool(comment.author_url.strip())),
         "free_mail": float(email_domain in FREE_MAIL),
-        "email_in_text": float(_EMAIL.search(text) is not None),
+        "email_in_text": float(has_email(text)),
         "honeypot": float(bool(comment.honeypot.strip())),
         "digits": min(len(_DIGIT.findall(plain)) / n * 5.0, 1.0),
         "phone": float(bool(_PHONE.search(text))),

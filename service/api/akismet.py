@@ -21,6 +21,7 @@ from urllib.parse import parse_qsl
 from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import HTTPException
 
+from service.api import guard
 from service.api.auth import form_key, key_info
 from service.api.checking import check_comments, record_feedback
 from service.config import Settings
@@ -142,23 +143,29 @@ def request_fields() -> dict[str, str]:
     values = dict(request.values.items())
     charset = (values.get("blog_charset") or values.get("charset") or "").strip()
     if raw_kept and charset and _foreign_charset(charset):
-        decoded = parse_qsl(raw.decode("latin-1"), keep_blank_values=True, encoding=charset,
-                            errors="replace")
-        values = {**dict(reversed(decoded)), **{k: v for k, v in request.args.items()}}
+        decoded = _parse_form(raw.decode("latin-1"), charset)
+        values = {**decoded, **{k: v for k, v in request.args.items()}}
     return _with_aliases(values)
 
 
 def _parse_form(body: str, charset: str) -> dict[str, str]:
-    """First value of each field of a urlencoded body (as ``request.values`` gives)."""
+    """First value of each field of a urlencoded body (as ``request.values`` gives).
+
+    A charset that cannot decode the body (``undefined``, ``idna`` on a long
+    label, a codec that is no text encoding) is read as UTF-8, as Akismet does.
+    """
     try:
         pairs = parse_qsl(body, keep_blank_values=True, encoding=charset, errors="replace")
-    except LookupError:
+    except (LookupError, UnicodeError, ValueError, TypeError):
         pairs = parse_qsl(body, keep_blank_values=True, errors="replace")
     return dict(reversed(pairs))
 
 
 def _with_aliases(values: dict[str, str]) -> dict[str, str]:
-    out = {k: v.replace("\x00", "") for k, v in values.items()}
+    # After decoding by the blog's charset: the edge check every endpoint makes
+    # (service/guard.py), answered in Akismet's way (invalid, the field named).
+    guard.refuse_in_mapping(values)
+    out = dict(values)
     for alias, name in ALIASES.items():
         if alias in out and not out.get(name):
             out[name] = out[alias]
@@ -166,10 +173,13 @@ def _with_aliases(values: dict[str, str]) -> dict[str, str]:
 
 
 def _foreign_charset(charset: str) -> bool:
+    """A text encoding other than UTF-8 (an unknown name, NUL in the name or a
+    bytes-to-bytes codec such as ``hex``: no, the form stays UTF-8)."""
     try:
-        return codecs.lookup(charset).name != "utf-8"
-    except LookupError:
+        info = codecs.lookup(charset)
+    except (LookupError, ValueError, TypeError):
         return False
+    return info.name != "utf-8" and getattr(info, "_is_text_encoding", True)
 
 
 def flag(value: str | None) -> bool:

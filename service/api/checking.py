@@ -5,6 +5,7 @@ score, record, count. Storage failures never cost a site its verdict.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,6 +73,7 @@ def _score(
     res: Resources, scorer: Any, comments: list[Comment], site_id: int | None
 ) -> list[tuple[Outcome, bool]]:
     """Rules, verdict cache and model for comments that carry no label."""
+    deadline = time.monotonic() + res.settings.scoring_budget_seconds
     ruleset = site_ruleset(res, site_id)
     rules: tuple[Rule, ...] = DEFAULT_RULES if ruleset is None else (*DEFAULT_RULES, ruleset)
     site_cache = res.site_settings
@@ -85,9 +87,9 @@ def _score(
         if (ruleset and ruleset.fingerprint) or thresholds:
             fingerprint = ruleset.fingerprint if ruleset else ""
             context = f"{site_id}:{fingerprint}:{sorted((thresholds or {}).items())}"
-        scored = cache.score(scorer, comments, context, rules, thresholds)
+        scored = cache.score(scorer, comments, context, rules, thresholds, deadline)
     else:
-        scored = [(o, False) for o in score_comments(scorer, comments, rules, thresholds)]
+        scored = [(o, False) for o in score_comments(scorer, comments, rules, thresholds, deadline)]
     return scored
 
 

@@ -10,6 +10,13 @@ valid.) We verify it against the tenant's active secrets in constant time,
 score spam and toxicity, and answer ``204`` (no opinion) or ``200`` with a
 status and FLAG actions, by the tenant's policy (``integration_secrets.policy``).
 Coral treats any non-2xx answer as "no opinion", so errors never block a comment.
+
+Coral signs the body alone: no timestamp in the header or the body (its
+``now`` only picks the unexpired secrets), so a captured request stays valid.
+A request seen before (same tenant, signature and body, within
+:data:`REPLAY_SECONDS`) is answered as it was the first time, without scoring
+or recording it again: in Redis when configured (every worker), otherwise in
+this worker's memory.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import hmac
 import html
 import logging
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
@@ -29,6 +37,7 @@ from flask import Blueprint, Response, current_app, request
 from sqlalchemy import insert, select, update
 
 from service.api.checking import check_comments
+from service.cache import keys
 from service.errors import (
     AuthenticationError,
     CommentmodError,
@@ -286,10 +295,57 @@ def moderate() -> Response:
         raise AuthenticationError("missing or invalid X-Coral-Signature for this tenant")
     if not req.text.strip() or len(req.text) > res.settings.max_content_chars:
         return Response(status=204)
-    decision = decide(res, req, candidates[-1])
-    if decision is None:
+    digest = _replay_digest(res, req, candidates[-1], header, raw)
+    seen = _seen(res, digest)
+    if seen is None:
+        decision = decide(res, req, candidates[-1])
+        seen = orjson.dumps(decision) if decision is not None else b""
+        _remember(res, digest, seen)
+    if not seen:
         return Response(status=204)
-    return current_app.response_class(orjson.dumps(decision), mimetype="application/json")
+    return current_app.response_class(seen, mimetype="application/json")
+
+
+# --- replays -------------------------------------------------------------------
+
+REPLAY_SECONDS = 24 * 3600
+_LOCAL_SEEN_SIZE = 10_000
+
+
+def _replay_digest(
+    res: Resources, req: CoralRequest, tenant: TenantSecret, header: str, raw: bytes
+) -> str:
+    """The request, and what its answer depends on besides it (the tenant's policy
+    and the serving spam model): a change to either is answered afresh."""
+    model = res.models.scorer().version
+    context = orjson.dumps([req.tenant_id, header, tenant.policy, model])
+    return hashlib.sha256(context + b"\n" + raw).hexdigest()[:40]
+
+
+def _seen(res: Resources, digest: str) -> bytes | None:
+    """The answer given to this signed request before, if it was seen lately."""
+    if res.redis is not None and not res.redis.skipping():
+        found = res.redis.call(lambda r: r.get(keys.coral_seen(digest)), op="coral_seen")
+        if found is not None:
+            return found.encode() if isinstance(found, str) else bytes(found)
+    hit = res.coral_seen.get(digest)
+    if hit is not None and hit[1] > time.monotonic():
+        return hit[0]
+    return None
+
+
+def _remember(res: Resources, digest: str, answer: bytes) -> None:
+    local = res.coral_seen
+    local[digest] = (answer, time.monotonic() + REPLAY_SECONDS)
+    while len(local) > _LOCAL_SEEN_SIZE:
+        try:
+            local.popitem(last=False)
+        except KeyError:  # emptied by another thread meanwhile
+            break
+    if res.redis is not None:
+        res.redis.call(
+            lambda r: r.set(keys.coral_seen(digest), answer, ex=REPLAY_SECONDS), op="coral_seen"
+        )
 
 
 def decide(res: Resources, req: CoralRequest, tenant: TenantSecret) -> dict[str, Any] | None:

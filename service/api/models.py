@@ -38,6 +38,9 @@ def init_resources(res: Resources) -> None:
     settings = res.settings
     res.site_settings = SiteSettingsCache(res.store, settings.site_settings_ttl_seconds)
     shadow = ShadowModel(res.store, res.models.registry, "spam", settings.reload_interval_seconds)
+    # Loaded now, in gunicorn's master when the app is preloaded: the workers share
+    # its pages instead of each unpickling its own copy at its first check.
+    shadow.current(force=True)
     res.shadow = shadow
     if settings.redis_url and settings.notify_models:
 

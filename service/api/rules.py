@@ -57,7 +57,9 @@ def _row(rule: dict[str, Any]) -> dict[str, Any]:
 def rules_list() -> Response:
     res = resources()
     site, _ = _scope(res)
-    return json_response({"rules": [_row(r) for r in list_rules(res.store, site)]})
+    # A site key sees its own site's entries only, never the global lists.
+    rules = list_rules(res.store, site, with_global=not _key())
+    return json_response({"rules": [_row(r) for r in rules]})
 
 
 @bp.post("/rules")

@@ -26,6 +26,18 @@ GENERATION = PREFIX + "gen:{fields}"
 FLOOD_TEXT = PREFIX + "flood:text:{digest}:{slot}"
 FLOOD_IP = PREFIX + "flood:ip:{digest}:{slot}"
 
+# Failed moderator logins (web and HTTP Basic) per name and per client address,
+# both as digests (service/login_throttle.py). TTL: login_throttle.WINDOW (15
+# minutes), set at the first failure of a window.
+LOGIN_NAME = PREFIX + "login:name:{digest}"
+LOGIN_ADDRESS = PREFIX + "login:addr:{digest}"
+
+# A signed Coral request already answered: its answer (JSON, "" for 204), keyed
+# by a digest of tenant, signature header and body. A replay within the TTL is
+# answered from here, never scored or recorded again (service/api/coral.py).
+# TTL: coral.REPLAY_SECONDS (24 hours).
+CORAL_SEEN = PREFIX + "coral:seen:{digest}"
+
 # Rate-limit counters, written by the ``limits`` library under this prefix.
 # TTL: the window of the limit (set by the library).
 LIMITS = PREFIX + "limits"
@@ -49,3 +61,15 @@ def flood_ip(digest: str, slot: int) -> str:
 
 def flood_ttl(window_seconds: int) -> int:
     return 2 * window_seconds
+
+
+def login_name(digest: str) -> str:
+    return LOGIN_NAME.format(digest=digest)
+
+
+def login_address(digest: str) -> str:
+    return LOGIN_ADDRESS.format(digest=digest)
+
+
+def coral_seen(digest: str) -> str:
+    return CORAL_SEEN.format(digest=digest)

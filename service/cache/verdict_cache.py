@@ -227,6 +227,7 @@ class VerdictCache:
         context: str = "",
         rules: Sequence[Rule] = DEFAULT_RULES,
         thresholds: dict[str, float] | None = None,
+        deadline: float | None = None,
     ) -> list[tuple[Outcome, bool]]:
         """(outcome, cached) per comment: cached verdicts, the rest scored in one call."""
         lookups = self.lookup(comments, scorer.version, self.bounds(scorer), context)
@@ -242,7 +243,7 @@ class VerdictCache:
                 dataclasses.replace(lookups[i].comment, flood_count=lookups[i].model_count)
                 for i in misses
             ]
-            scored = score_comments(scorer, pending, with_flood, thresholds)
+            scored = score_comments(scorer, pending, with_flood, thresholds, deadline)
             for i, outcome in zip(misses, scored, strict=True):
                 outcomes[i] = outcome
             self.store([(lookups[i], o) for i, o in zip(misses, scored, strict=True)])

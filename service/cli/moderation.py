@@ -59,6 +59,20 @@ def moderators_list(as_json: bool) -> None:
         click.echo(f"{r['name']:<24} {state:<9} {scope}")
 
 
+@moderators.command("password")
+@click.argument("name")
+@click.option("--password-stdin", is_flag=True, help="read the password from the first stdin line")
+def moderators_password(name: str, password_stdin: bool) -> None:
+    """Set a new password; every open session of the account ends."""
+    mods.check_name(name)
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
+    mods.set_password(_obj().store, name, password, hasher=_hasher())
+    click.echo(f"new password for moderator {name}; their open sessions have ended")
+
+
 @moderators.command("disable")
 @click.argument("name")
 @click.option("--enable", is_flag=True, help="re-enable instead")

@@ -18,7 +18,7 @@ from flask import Blueprint, Response, request
 from service.api.check import json_response
 from service.api.comments import json_body
 from service.errors import AuthenticationError, ValidationError
-from service.moderation import moderators
+from service.moderation import login_throttle, moderators
 from service.moderation.moderators import Moderator
 from service.moderation.queue import (
     MAX_BULK,
@@ -80,16 +80,20 @@ def _authenticate(res: Resources) -> Moderator:
         hashlib.sha256,
     ).hexdigest()
     hit = cache.get(digest)
-    if hit is not None and hit[1] > time.monotonic():
+    if hit is not None and hit[2] > time.monotonic():
         mod = moderators.get(res.store, hit[0])
-        if mod is not None:
+        # A new password (or disabling) moves the epoch: the old password's entry is void.
+        if mod is not None and mod.session_epoch == hit[1]:
             return mod
+    address = request.remote_addr or ""
+    login_throttle.check(res, auth.username, address)  # before argon2: a refused guess is cheap
     hasher = moderators.hasher_for(res.settings.password_hash_cost)
     found = moderators.verify(res.store, auth.username, auth.password, hasher=hasher)
     if found is None:
         cache.pop(digest, None)
+        login_throttle.failed(res, auth.username, address, via="basic")
         raise AuthenticationError("unknown moderator or wrong password")
-    cache[digest] = (found.id, time.monotonic() + AUTH_CACHE_SECONDS)
+    cache[digest] = (found.id, found.session_epoch, time.monotonic() + AUTH_CACHE_SECONDS)
     while len(cache) > AUTH_CACHE_SIZE:
         try:
             cache.popitem(last=False)

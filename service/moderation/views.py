@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from datetime import timedelta
 from typing import Any, TypeVar, cast
 from urllib.parse import urlencode
 
@@ -27,12 +26,11 @@ from flask import (
     url_for,
 )
 from flask_wtf.csrf import CSRFError, generate_csrf, validate_csrf
-from sqlalchemy import func, select
 from werkzeug.wrappers import Response as BaseResponse
 from wtforms.validators import ValidationError as WTFValidationError
 
-from service.errors import AuthenticationError, BadRequest, CommentmodError, RateLimited
-from service.moderation import moderators
+from service.errors import AuthenticationError, BadRequest, CommentmodError
+from service.moderation import login_throttle, moderators
 from service.moderation.moderators import Moderator
 from service.moderation.queue import (
     LabelRequest,
@@ -44,14 +42,10 @@ from service.moderation.queue import (
     toxicity_view,
     visible_sites,
 )
-from service.resources import Resources, resources
-from service.store import schema as t
-from service.store.db import now
+from service.resources import resources
 
 bp = Blueprint("moderate", __name__, url_prefix="/moderate", template_folder="templates")
 
-LOGIN_FAILURES = 10
-LOGIN_WINDOW = timedelta(minutes=15)
 CSRF_TIME_LIMIT = 8 * 3600  # one shift; the token is also bound to the session
 PAGE_CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
@@ -106,8 +100,11 @@ def login_required(view: F) -> F:
     def wrapped(*args: Any, **kwargs: Any) -> Any:
         mod_id = session.get("moderator_id")
         mod = moderators.get(resources().store, mod_id) if isinstance(mod_id, int) else None
+        if mod is not None and session.get("epoch") != mod.session_epoch:
+            mod = None  # a session from before a logout, a new password or disabling
         if mod is None:
             session.pop("moderator_id", None)
+            session.pop("epoch", None)
             if wants_json():
                 raise AuthenticationError("log in first")
             return redirect(url_for("moderate.login", next=request.full_path))
@@ -118,36 +115,18 @@ def login_required(view: F) -> F:
 
 
 def _safe_next(raw: str | None) -> str:
-    """Only redirect back into the queue: never to another host."""
-    if raw and raw.startswith("/moderate/") and not raw.startswith("//") and "\\" not in raw:
+    """Only redirect back into the queue: never to another host, never a value that
+    cannot be a Location header (CR/LF or another control character made a 500)."""
+    if (
+        raw
+        and raw.startswith("/moderate/")
+        and not raw.startswith("//")
+        and "\\" not in raw
+        and raw.isprintable()
+        and raw.isascii()
+    ):
         return raw
     return url_for("moderate.index")
-
-
-def throttle_login(res: Resources, name: str) -> None:
-    """Refuse a name after LOGIN_FAILURES failed logins within LOGIN_WINDOW (from the audit log).
-
-    This bounds password guessing per account; it also lets someone lock an
-    account out for the window, the usual trade-off.
-    """
-    since = now() - LOGIN_WINDOW
-    failures = res.store.read(
-        lambda c: c.execute(
-            select(func.count())
-            .select_from(t.audit_log)
-            .where(
-                t.audit_log.c.action == "login.failed",
-                t.audit_log.c.target == name[:200],
-                t.audit_log.c.at >= since,
-            )
-        ).scalar_one()
-    )
-    if failures >= LOGIN_FAILURES:
-        raise RateLimited(
-            f"too many failed logins for this name; try again in "
-            f"{int(LOGIN_WINDOW.total_seconds() // 60)} minutes",
-            retry_after=int(LOGIN_WINDOW.total_seconds()),
-        )
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -157,15 +136,17 @@ def login() -> Any:
     if request.method == "POST":
         name = request.form.get("name", "")[:100]
         password = request.form.get("password", "")
-        throttle_login(res, name)
+        address = request.remote_addr or ""
+        login_throttle.check(res, name, address)
         hasher = moderators.hasher_for(res.settings.password_hash_cost)
         mod = moderators.verify(res.store, name, password, hasher=hasher)
         if mod is not None:
             session.clear()  # a fresh session: no fixation across the login
             session["moderator_id"] = mod.id
+            session["epoch"] = mod.session_epoch
             res.store.audit(mod.audit_actor, "login", mod.name, {"ip": request.remote_addr or ""})
             return redirect(_safe_next(request.args.get("next")))
-        res.store.audit(f"login:{name}"[:200], "login.failed", name, {})
+        login_throttle.failed(res, name, address, via="web")
         error = "Unknown name or wrong password."
     status = 401 if error else 200
     return render_template("moderate/login.html", error=error), status
@@ -173,11 +154,11 @@ def login() -> Any:
 
 @bp.post("/logout")
 def logout() -> Response | BaseResponse:
-    mod_id = session.get("moderator_id")
+    mod_id, epoch = session.get("moderator_id"), session.get("epoch")
     session.clear()
     mod = moderators.get(resources().store, mod_id) if isinstance(mod_id, int) else None
-    if mod is not None:
-        resources().store.audit(mod.audit_actor, "logout", mod.name, {})
+    if mod is not None and epoch == mod.session_epoch:
+        moderators.end_sessions(resources().store, mod, actor=mod.audit_actor, action="logout")
     return redirect(url_for("moderate.login"))
 
 

@@ -131,8 +131,16 @@ def _site_id(c: Connection, site_url: str) -> int | None:
     return int(found) if found is not None else None
 
 
-def list_rules(store: Store, site_url: str | None = None) -> list[dict[str, Any]]:
-    """Entries for ``site_url`` and for all sites (every entry when site_url is None)."""
+def list_rules(
+    store: Store, site_url: str | None = None, *, with_global: bool = True
+) -> list[dict[str, Any]]:
+    """Entries for ``site_url`` and for all sites (every entry when site_url is None).
+
+    ``with_global=False``: only the site's own entries. A site key reads that way:
+    the global lists hold other sites' spammers' e-mails and addresses.
+    """
+    if not with_global and not site_url:
+        return []
 
     def run(c: Connection) -> list[dict[str, Any]]:
         query = select(
@@ -146,9 +154,8 @@ def list_rules(store: Store, site_url: str | None = None) -> list[dict[str, Any]
         ).outerjoin(t.sites, t.sites.c.id == t.site_rules.c.site_id)
         if site_url:
             site_id = _site_id(c, site_url)
-            query = query.where(
-                or_(t.site_rules.c.site_id.is_(None), t.site_rules.c.site_id == site_id)
-            )
+            own = t.site_rules.c.site_id == site_id
+            query = query.where(or_(t.site_rules.c.site_id.is_(None), own) if with_global else own)
         rows = c.execute(query.order_by(t.site_rules.c.id))
         return [dict(r._mapping) for r in rows]
 

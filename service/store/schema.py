@@ -133,6 +133,9 @@ moderators = Table(
     Column("is_admin", Boolean, nullable=False, default=False),
     _ts("created_at"),
     _ts("disabled_at", nullable=True),
+    # A session carries the epoch it was opened at; logout, disabling the account
+    # and a new password add one, so every older session stops working.
+    Column("session_epoch", Integer, nullable=False, default=0, server_default="0"),
 )
 
 moderator_sites = Table(
