@@ -357,7 +357,10 @@ def submit_ham() -> Response:
 @bp.route("/1.1/test", methods=["GET", "POST"])
 def connection_test() -> Response:
     """The plugin's connectivity probe: any body but ``connected`` shows the site
-    owner "Your site can't connect to the Akismet servers"."""
+    owner "Your site can't connect to the Akismet servers". Its fields are read
+    like every other endpoint's, so a field no database could store is refused
+    here too, in Akismet's words."""
+    request_fields()
     return text("connected")
 
 
