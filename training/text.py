@@ -17,6 +17,8 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
+from training.spamlists import list_signals
+
 # --- the comment record ------------------------------------------------------
 
 
@@ -176,12 +178,14 @@ FREE_MAIL = frozenset(
     ]
 )
 _PHONE = re.compile(r"(?<![\w.])\+?\d[\d\s().-]{7,}\d(?![\w.])")
+_IPV4 = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")  # an address, not a phone number
 _EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _DIGIT = re.compile(r"\d")
 _REPEAT = re.compile(r"(.)\1{3,}")
 _HTML = re.compile(r"<\s*(?:a|script|img|iframe|div|span|p|b|i)\b|</\s*\w+\s*>", re.IGNORECASE)
 _HIDDEN = re.compile(r"\w[\u200b\u200c\u200d\u2060\u00ad\u180e\ufeff]+\w")
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff]")
 _CYRILLIC_GREEK = re.compile(r"[\u0370-\u03ff\u0400-\u04ff]")
 
 # Placeholder tokens the model reads instead of link paths and digits: a link is
@@ -259,8 +263,22 @@ SIGNALS: tuple[Signal, ...] = (
     Signal("html", "HTML markup in the text"),
     Signal("fast_reply", "posted within a minute of the article"),
     Signal("flood", "the same text was posted many times recently"),
+    # Public spam lists and lure patterns (training/spamlists.py): counts, not rules.
+    Signal("wp_list", "words on the WordPress comment blocklist"),
+    Signal("se_list", "words on Stack Exchange's spam keyword lists"),
+    Signal("spam_host", "a link to a known spam site"),
+    Signal("shortener_list", "a link through a URL shortener"),
+    Signal("contact_lure", "asks to be contacted elsewhere (messenger, phone, DM)"),
+    Signal("money_lure", "money, prize, crypto or investment lure"),
+    Signal("action_lure", "a call to click, subscribe, visit or buy"),
+    Signal("adult_lure", "adult, dating or pill lure"),
+    Signal("script_mix", "letters of several scripts"),
+    Signal("word_repeat", "the same words repeated"),
 )
 SIGNAL_INDEX = {s.name: i for i, s in enumerate(SIGNALS)}
+# The signals of models fitted before the list and lure signals existed: a model
+# records the names it was fitted with, and one that records none used these.
+LEGACY_SIGNALS: tuple[str, ...] = tuple(s.name for s in SIGNALS[: SIGNAL_INDEX["flood"] + 1])
 
 
 def _mixed_script(text: str) -> bool:
@@ -294,7 +312,8 @@ def signal_vector(comment: Comment) -> list[float]:
     published = _parse_time(comment.article_published_at)
     created = _parse_time(comment.created_at)
     fast = bool(published and created and 0 <= (created - published).total_seconds() < 60)
-    length = len(text.strip())
+    # A Chinese or Japanese character says about as much as a short word.
+    length = len(text.strip()) + (0 if text.isascii() else 3 * len(_CJK.findall(text)))
     # A zero-width character between letters hides a word; a trailing byte-order
     # mark is only how some platforms export text (every YouTube comment has one).
     hidden = (not raw.isascii() and _HIDDEN.search(raw) is not None) or (
@@ -309,7 +328,7 @@ def signal_vector(comment: Comment) -> list[float]:
         "email_in_text": float(_EMAIL.search(text) is not None),
         "honeypot": float(bool(comment.honeypot.strip())),
         "digits": min(len(_DIGIT.findall(plain)) / n * 5.0, 1.0),
-        "phone": float(bool(_PHONE.search(text))),
+        "phone": float(any(_IPV4.fullmatch(m.group()) is None for m in _PHONE.finditer(text))),
         "caps": (upper / len(letters)) if len(letters) >= 8 else 0.0,
         "repeat": float(bool(_REPEAT.search(text))),
         "exclaim": min(text.count("!") / 5.0, 1.0),
@@ -320,6 +339,7 @@ def signal_vector(comment: Comment) -> list[float]:
         "html": float(bool(_HTML.search(raw))),
         "fast_reply": float(fast),
         "flood": min(math.log1p(max(comment.flood_count - 1, 0)) / math.log1p(50), 1.0),
+        **list_signals(text, domains),
     }
     return [values[s.name] for s in SIGNALS]
 
