@@ -9,6 +9,7 @@ import pytest
 from training.baselines import bogofilter_available
 from training.datasets import Example, group_folds, shipped_youtube
 from training.evaluate import (
+    DISCARD_FLOOR,
     choose_thresholds,
     format_report,
     inner_threshold,
@@ -53,6 +54,16 @@ def test_mean_row_averages_rates_and_sums_counts() -> None:
 def test_thresholds_are_ordered() -> None:
     t = choose_thresholds([0, 0, 1, 1, 1], [0.1, 0.4, 0.35, 0.8, 0.9])
     assert 0 <= t["unsure"] <= t["spam"] <= t["discard"] <= 1
+
+
+def test_discard_never_goes_below_the_floor() -> None:
+    """Held-out precision is perfect from 0.9 up, but a new site is not the held-out
+    set: discarding starts at DISCARD_FLOOR, or never when too few score that high."""
+    y = [1] * 40 + [0] * 40
+    p = [0.95] * 40 + [0.05] * 40
+    assert choose_thresholds(y, p)["discard"] == 1.0
+    p = [0.995] * 40 + [0.05] * 40
+    assert choose_thresholds(y, p)["discard"] == DISCARD_FLOOR
 
 
 def toy(group: str, n: int = 4) -> list[Example]:

@@ -25,6 +25,14 @@ from training.features import COMMENT_FIELDS, Comment, dedup_key
 SHIPPED_DATA = Path(__file__).parent / "data"
 YOUTUBE_DIR = SHIPPED_DATA / "youtube-spam-collection"
 DISCUSSION_HAM = SHIPPED_DATA / "discussion-ham" / "discussion_ham.csv"
+LINK_HAM = SHIPPED_DATA / "discussion-ham" / "discussion_ham_links.csv"
+SMS_SPAM = SHIPPED_DATA / "sms-spam-collection" / "SMSSpamCollection"
+# Measurement-only corpora (never shipped, never copied): evaluations that say so
+# read them beside the repository, as ../shared/data/eval-only/<name>/<name>.csv.
+EVAL_ONLY = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "eval-only"
+EVAL_ONLY_CORPORA = (
+    "datacamp_blog_comments", "indonesian_sms_spam", "chinese_sms_spam_10k", "arabic_spam_tweets",
+)
 YOUTUBE_HEADER = ["COMMENT_ID", "AUTHOR", "DATE", "CONTENT", "CLASS"]
 
 
@@ -166,9 +174,35 @@ def shipped_youtube() -> list[Example]:
 
 def shipped_base() -> list[Example]:
     """What the bootstrap model (and ``train``'s base set) learns from: the YouTube
-    Spam Collection plus real discussion comments as ham, so that an ordinary news
-    comment is not taken for spam (training/data/discussion-ham/ATTRIBUTION.md)."""
-    return shipped_youtube() + read_dataset(DISCUSSION_HAM)
+    Spam Collection, the SMS Spam Collection (other kinds of spam: prizes, premium
+    numbers, loans) and real discussion comments as ham, so that an ordinary news
+    comment is not taken for spam (training/data/*/ATTRIBUTION.md)."""
+    return [ex for _, examples in shipped_corpora() for ex in examples]
+
+
+def shipped_corpora() -> list[tuple[str, list[Example]]]:
+    """The shipped labelled corpora by name, each YouTube video its own corpus."""
+    videos = sorted(YOUTUBE_DIR.glob("*.csv"))
+    out = [(f"youtube-{p.stem.removeprefix('Youtube')}", read_dataset(p)) for p in videos]
+    sms = [replace(ex, group="sms") for ex in read_dataset(SMS_SPAM)]
+    ham = [replace(ex, group="discussion-ham")
+           for ex in read_dataset(DISCUSSION_HAM) + read_dataset(LINK_HAM)]
+    return [*out, ("sms", sms), ("discussion-ham", ham)]
+
+
+def eval_only_corpora(root: Path | None = None) -> list[tuple[str, list[Example]]]:
+    """The measurement-only corpora found under ``root`` (default :data:`EVAL_ONLY`).
+
+    Raises :class:`DatasetError` naming the directory when none is there."""
+    root = EVAL_ONLY if root is None else root
+    out = []
+    for name in EVAL_ONLY_CORPORA:
+        path = root / name / f"{name}.csv"
+        if path.is_file():
+            out.append((name, [replace(ex, group=name) for ex in read_dataset(path)]))
+    if not out:
+        raise DatasetError(f"{root}: no measurement-only corpora ({', '.join(EVAL_ONLY_CORPORA)})")
+    return out
 
 
 def deduplicate(examples: Iterable[Example]) -> tuple[list[Example], int]:

@@ -24,6 +24,9 @@ from training.text import (  # re-exported: training code imports them from here
     COMMENT_FIELDS as COMMENT_FIELDS,
 )
 from training.text import (
+    LEGACY_SIGNALS as LEGACY_SIGNALS,
+)
+from training.text import (
     MODEL_FIELDS as MODEL_FIELDS,
 )
 from training.text import (
@@ -128,6 +131,7 @@ class CommentFeatures(TransformerMixin, BaseEstimator):
                 sublinear_tf=True,
                 dtype=np.float64,
             ).fit(texts)
+        self.signal_names_ = [s.name for s in SIGNALS]
         self.n_word_ = len(self.word_.vocabulary_)
         self.n_char_ = len(self.char_.vocabulary_) if self.char_ is not None else 0
         return self
@@ -140,8 +144,16 @@ class CommentFeatures(TransformerMixin, BaseEstimator):
             blocks.append(self.char_.transform(texts))
         if self.use_signals:
             dense = np.array([signal_vector(c) for c in comments], dtype=np.float64)
+            dense = dense.reshape(len(comments), len(SIGNALS))
+            names = self.fitted_signals()
+            if len(names) != len(SIGNALS):  # fitted with fewer signals than this code has
+                dense = dense[:, [SIGNAL_INDEX[n] for n in names]]
             blocks.append(sp.csr_matrix(dense * self.signal_weight))
         return sp.hstack(blocks, format="csr")
+
+    def fitted_signals(self) -> list[str]:
+        """The hand-made signals this transformer was fitted with, in column order."""
+        return list(getattr(self, "signal_names_", LEGACY_SIGNALS))
 
     # joblib unpickles with the pure-Python Unpickler: a vocabulary of 100k terms
     # as a dict takes seconds to load, as one string and one array milliseconds.
@@ -173,7 +185,7 @@ class CommentFeatures(TransformerMixin, BaseEstimator):
         if self.char_ is not None:
             names += [f"char:{t}" for t in self.char_.get_feature_names_out()]
         if self.use_signals:
-            names += [f"signal:{s.name}" for s in SIGNALS]
+            names += [f"signal:{name}" for name in self.fitted_signals()]
         return np.asarray(names, dtype=object)
 
 

@@ -21,7 +21,14 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.feature_extraction.text import HashingVectorizer
 
-from training.features import SIGNALS, _as_comment, normalise_text, signal_vector
+from training.features import (
+    LEGACY_SIGNALS,
+    SIGNAL_INDEX,
+    SIGNALS,
+    _as_comment,
+    normalise_text,
+    signal_vector,
+)
 
 HASHED = "hashed"
 
@@ -49,15 +56,26 @@ class HashedFeatures(TransformerMixin, BaseEstimator):
         )
 
     def fit(self, X: Iterable[Any], y: Any = None) -> HashedFeatures:
-        return self  # stateless: nothing to learn, which is the point
+        # Nothing to learn, which is the point; only which signals it computes.
+        self.signal_names_ = [s.name for s in SIGNALS]
+        return self
+
+    def fitted_signals(self) -> list[str]:
+        """The signals of this transformer's columns (models from before the list
+        and lure signals recorded none and used the legacy ones)."""
+        return list(getattr(self, "signal_names_", LEGACY_SIGNALS))
 
     def transform(self, X: Iterable[Any]) -> sp.csr_matrix:
         comments = [_as_comment(c) for c in X]
         words = self._vectorizer().transform([normalise_text(c.content) for c in comments])
         dense = np.array([signal_vector(c) for c in comments], dtype=np.float64)
+        dense = dense.reshape(len(comments), len(SIGNALS))
+        names = self.fitted_signals()
+        if len(names) != len(SIGNALS):
+            dense = dense[:, [SIGNAL_INDEX[n] for n in names]]
         return sp.hstack([words, sp.csr_matrix(dense * self.signal_weight)], format="csr")
 
     def feature_name(self, index: int) -> str:
         if index >= self.n_features:
-            return f"signal:{SIGNALS[index - self.n_features].name}"
+            return f"signal:{self.fitted_signals()[index - self.n_features]}"
         return f"{HASHED}:{index}"

@@ -364,7 +364,7 @@ def train_out_of_core(
     test_cap: int = TEST_CAP,
 ) -> RetrainResult:
     """One pass of ``partial_fit`` over the streamed sources; see the module doc."""
-    features = HashedFeatures()
+    features = HashedFeatures().fit([])
     clf = SGDClassifier(**SGD_PARAMS)
     split = StreamSplit(fraction, test_cap)
     rows = RowProgress("training (out of core)", sources, chunk, progress)

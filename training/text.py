@@ -17,6 +17,8 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
+from training.spamlists import list_signals
+
 # --- the comment record ------------------------------------------------------
 
 
@@ -187,11 +189,13 @@ _PHONE = re.compile(r"(?<![\w.])\+?\d[\d\s().-]{7,}\d(?![\w.])")
 # every character of a long "a.a.a..." run, quadratic in the run's length.
 _EMAIL_DOMAIN = re.compile(r"[\w.-]*+")
 _WORD_CHAR = re.compile(r"\w")
+_IPV4 = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")  # an address, not a phone number
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _DIGIT = re.compile(r"\d")
 _REPEAT = re.compile(r"(.)\1{3,}")
 _HTML = re.compile(r"<\s*(?:a|script|img|iframe|div|span|p|b|i)\b|</\s*\w+\s*>", re.IGNORECASE)
 _HIDDEN = re.compile(r"\w[\u200b\u200c\u200d\u2060\u00ad\u180e\ufeff]+\w")
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff]")
 _CYRILLIC_GREEK = re.compile(r"[\u0370-\u03ff\u0400-\u04ff]")
 
 # Placeholder tokens the model reads instead of link paths and digits: a link is
@@ -269,8 +273,22 @@ SIGNALS: tuple[Signal, ...] = (
     Signal("html", "HTML markup in the text"),
     Signal("fast_reply", "posted within a minute of the article"),
     Signal("flood", "the same text was posted many times recently"),
+    # Public spam lists and lure patterns (training/spamlists.py): counts, not rules.
+    Signal("wp_list", "words on the WordPress comment blocklist"),
+    Signal("se_list", "words on Stack Exchange's spam keyword lists"),
+    Signal("spam_host", "a link to a known spam site"),
+    Signal("shortener_list", "a link through a URL shortener"),
+    Signal("contact_lure", "asks to be contacted elsewhere (messenger, phone, DM)"),
+    Signal("money_lure", "money, prize, crypto or investment lure"),
+    Signal("action_lure", "a call to click, subscribe, visit or buy"),
+    Signal("adult_lure", "adult, dating or pill lure"),
+    Signal("script_mix", "letters of several scripts"),
+    Signal("word_repeat", "the same words repeated"),
 )
 SIGNAL_INDEX = {s.name: i for i, s in enumerate(SIGNALS)}
+# The signals of models fitted before the list and lure signals existed: a model
+# records the names it was fitted with, and one that records none used these.
+LEGACY_SIGNALS: tuple[str, ...] = tuple(s.name for s in SIGNALS[: SIGNAL_INDEX["flood"] + 1])
 
 
 def _local_part(text: str, at: int) -> bool:
@@ -341,7 +359,8 @@ def signal_vector(comment: Comment) -> list[float]:
     published = _parse_time(comment.article_published_at)
     created = _parse_time(comment.created_at)
     fast = bool(published and created and 0 <= (created - published).total_seconds() < 60)
-    length = len(text.strip())
+    # A Chinese or Japanese character says about as much as a short word.
+    length = len(text.strip()) + (0 if text.isascii() else 3 * len(_CJK.findall(text)))
     # A zero-width character between letters hides a word; a trailing byte-order
     # mark is only how some platforms export text (every YouTube comment has one).
     hidden = (not raw.isascii() and _HIDDEN.search(raw) is not None) or (
@@ -356,7 +375,7 @@ def signal_vector(comment: Comment) -> list[float]:
         "email_in_text": float(has_email(text)),
         "honeypot": float(bool(comment.honeypot.strip())),
         "digits": min(len(_DIGIT.findall(plain)) / n * 5.0, 1.0),
-        "phone": float(bool(_PHONE.search(text))),
+        "phone": float(any(_IPV4.fullmatch(m.group()) is None for m in _PHONE.finditer(text))),
         "caps": (upper / len(letters)) if len(letters) >= 8 else 0.0,
         "repeat": float(bool(_REPEAT.search(text))),
         "exclaim": min(text.count("!") / 5.0, 1.0),
@@ -367,6 +386,7 @@ def signal_vector(comment: Comment) -> list[float]:
         "html": float(bool(_HTML.search(raw))),
         "fast_reply": float(fast),
         "flood": min(math.log1p(max(comment.flood_count - 1, 0)) / math.log1p(50), 1.0),
+        **list_signals(text, domains),
     }
     return [values[s.name] for s in SIGNALS]
 

@@ -58,6 +58,26 @@ def fit_predict(
     return [float(p) for p in pipe.predict_proba([e.comment for e in test])[:, 1]]
 
 
+def fit_with_thresholds(
+    examples: Sequence[Example], params: dict[str, Any] | None = None, holdout: float = 0.2
+) -> tuple[Pipeline, dict[str, float], dict[str, Any]]:
+    """What :func:`train_model` does before it refits and saves: fold duplicates,
+    fit on the training side of a hash split, choose the thresholds on the held-out
+    side. Returns that model, its thresholds and its held-out metrics; evaluations
+    that must train the way the product trains (``evaluate --protocol loco``) use it.
+    """
+    unique, _ = deduplicate(examples)
+    if len({e.label for e in unique}) < 2:
+        raise DatasetError("training data needs both spam and ham examples")
+    train, test = holdout_split(unique, holdout)
+    pipe = build_pipeline(params)
+    pipe.fit([e.comment for e in train], [e.label for e in train])
+    probs = [float(p) for p in pipe.predict_proba([e.comment for e in test])[:, 1]]
+    thresholds = choose_thresholds([e.label for e in test], probs)
+    held_out = metrics([e.label for e in test], probs, thresholds["spam"], thresholds["discard"])
+    return pipe, thresholds, held_out
+
+
 def code_version() -> str:
     try:
         version = importlib_metadata.version("commentmod")

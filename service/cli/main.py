@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -228,10 +229,12 @@ def train(
 @click.option("--data", "data", multiple=True, type=click.Path(path_type=Path))
 @click.option(
     "--protocol",
-    type=click.Choice(["holdout", "lovo"]),
+    type=click.Choice(["holdout", "lovo", "loco", "per-corpus", "dayone"]),
     default="holdout",
     show_default=True,
-    help="lovo: leave one video (group) out",
+    help="lovo: leave one video (group) out; loco: leave one corpus out over the shipped "
+    "corpora and the measurement-only ones; per-corpus: retrain on each corpus's own 80 %; "
+    "dayone: trained on the shipped data, scored on each measurement-only corpus",
 )
 @click.option(
     "--system",
@@ -245,12 +248,25 @@ def train(
     is_flag=True,
     help="lovo: commentmod at 0.5, not a threshold tuned inside the training folds",
 )
+@click.option(
+    "--eval-only-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="loco/per-corpus/dayone: where the measurement-only corpora are "
+    "(default: <repo>/../shared/data/eval-only; read, never copied)",
+)
+@click.option("--cap", type=click.IntRange(min=100), default=None,
+              help="loco/per-corpus: at most this many training examples per corpus")
+@click.option("--corpus", "only", multiple=True, help="loco: hold out only these corpora")
 @click.option("--json", "as_json", is_flag=True)
 def evaluate(
     data: tuple[Path, ...],
     protocol: str,
     systems: tuple[str, ...],
     fixed_threshold: bool,
+    eval_only_dir: Path | None,
+    cap: int | None,
+    only: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """Print the metrics table for a dataset and split."""
@@ -258,6 +274,9 @@ def evaluate(
     from training.evaluate import SYSTEMS, format_report, format_table, lovo_report, metrics
     from training.train import fit_predict, load_examples
 
+    if protocol in {"loco", "per-corpus", "dayone"}:
+        _evaluate_corpora(protocol, systems or SYSTEMS, eval_only_dir, cap, only, as_json)
+        return
     try:
         examples = load_examples(list(data)) if data else shipped_youtube()
     except DatasetError as exc:
@@ -281,6 +300,58 @@ def evaluate(
         click.echo(json.dumps({label: m for label, m in rows}, indent=2))
     else:
         click.echo(format_table(rows))
+
+
+def _evaluate_corpora(
+    protocol: str,
+    systems: Sequence[str],
+    eval_only_dir: Path | None,
+    cap: int | None,
+    only: Sequence[str],
+    as_json: bool,
+) -> None:
+    """The new-site protocols: every labelled corpus, the product's own training code."""
+    from training.datasets import (
+        EVAL_ONLY,
+        DatasetError,
+        eval_only_corpora,
+        shipped_base,
+        shipped_corpora,
+    )
+    from training.evaluate import (
+        dayone_report,
+        format_corpus_report,
+        loco_report,
+        per_corpus_report,
+    )
+
+    root = eval_only_dir or EVAL_ONLY
+    try:
+        measured = eval_only_corpora(root)
+    except DatasetError as exc:
+        raise click.ClickException(str(exc)) from exc
+    names = [n for n, _ in [*shipped_corpora(), *measured]] + ["youtube"]
+    unknown = sorted(set(only) - set(names))
+    if unknown:
+        raise click.ClickException(f"no corpus {', '.join(unknown)}; known: {', '.join(names)}")
+    click.echo(f"measurement-only corpora read from {root} (never shipped): "
+               f"{', '.join(n for n, _ in measured)}", err=True)
+    log = None if as_json else (lambda line: click.echo(line, err=True))
+    if protocol == "loco":
+        report = loco_report([*shipped_corpora(), *measured], systems, cap, only, log)
+    elif protocol == "per-corpus":
+        youtube = [e for n, ex in shipped_corpora() if n.startswith("youtube") for e in ex]
+        sms = dict(shipped_corpora())["sms"]
+        corpora = [("youtube", youtube), ("sms", sms), *measured]
+        if only:
+            corpora = [(n, ex) for n, ex in corpora if n in only]
+        report = per_corpus_report(corpora, systems, cap, log)
+    else:
+        report = dayone_report(shipped_base(), measured, systems)
+    if as_json:
+        click.echo(json.dumps({s: dict(r) for s, r in report.items()}, indent=2))
+    else:
+        click.echo(format_corpus_report(report))
 
 
 # --- models ------------------------------------------------------------------

@@ -407,7 +407,12 @@ def compile_pipeline(pipeline: Any, memo_size: int = WORD_MEMO_SIZE) -> LeanScor
     if features.use_signals:
         start = features.n_word_ + features.n_char_
         weight = float(features.signal_weight)
-        signal_coef = [float(row[start + i]) * weight for i in range(len(SIGNALS))]
+        fitted = {name: float(row[start + i]) * weight
+                  for i, name in enumerate(features.fitted_signals())}
+        if not set(fitted) <= {s.name for s in SIGNALS}:
+            return None  # fitted with a signal this code does not compute
+        # A signal the model was fitted without weighs nothing.
+        signal_coef = [fitted.get(s.name, 0.0) for s in SIGNALS]
     word_block = _word_block(_weights(word, row, 0), word.token_pattern,
                              (word.ngram_range[0], word.ngram_range[1]), bool(word.sublinear_tf))
     return LeanScorer(word_block, char_block, signal_coef, float(clf.intercept_[0]))

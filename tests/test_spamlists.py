@@ -1,0 +1,168 @@
+"""The public spam lists and lure patterns as signals (training/spamlists.py)."""
+
+from __future__ import annotations
+
+import csv
+import pickle
+import re
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from service.cli.main import main
+from service.registry.lean import compile_pipeline
+from training import spamlists
+from training.datasets import shipped_corpora
+from training.features import CommentFeatures
+from training.listcheck import ham_hits
+from training.text import LEGACY_SIGNALS, SIGNAL_INDEX, SIGNALS, Comment, signal_vector
+from training.train import build_pipeline
+
+
+def signals(text: str) -> dict[str, float]:
+    values = signal_vector(Comment(content=text))
+    return {s.name: values[i] for i, s in enumerate(SIGNALS)}
+
+
+def test_every_list_ships_with_its_licence_and_provenance() -> None:
+    root = spamlists.LISTS_DIR
+    for folder, licence in [("wp_comment_blocklist", "license.txt"),
+                            ("smokedetector_lists_2017", "LICENSE-MIT"),
+                            ("smokedetector_lists_2017", "LICENSE-APACHE"),
+                            ("url_shorteners", "LICENSE"),
+                            ("referrer_spam_domains", "README.md")]:
+        assert (root / folder / licence).is_file(), (folder, licence)
+        assert (root / folder / "PROVENANCE.md").is_file(), folder
+    assert (root / "ATTRIBUTION.md").is_file()
+    assert len(spamlists.phrase_table("wp")) > 30_000
+    assert len(spamlists.phrase_table("smoke")) > 1_000
+    assert len(spamlists.host_table("spam_hosts")) > 2_000
+    assert "bit.ly" in spamlists.host_table("shorteners")
+    assert "youtu.be" not in spamlists.host_table("shorteners")  # a platform's own link
+
+
+def test_phrases_match_whole_tokens_only() -> None:
+    table = frozenset(["ipod repair", "blackjack"])
+    assert spamlists.phrase_hits(spamlists.tokens("Cheap iPod-Repair here"), table) == 1
+    assert spamlists.phrase_hits(spamlists.tokens("my tripod repairs"), table) == 0
+    assert spamlists.phrase_hits(spamlists.tokens("BLACKJACK blackjack"), table) == 1
+
+
+def test_hosts_match_the_host_or_a_parent_domain() -> None:
+    table = frozenset(["spam.example"])
+    assert spamlists.host_hits(["a.b.spam.example", "news.org"], table) == 1
+    assert spamlists.host_hits(["notspam.example"], table) == 0
+
+
+def test_smokedetector_regexes_are_read_as_words_or_left_out() -> None:
+    words = spamlists._smoke_literals(["baba\\W?ji", "fifa.{0,20}coins?", "ewebtonic\\.in"])
+    assert words == ["baba ji", "babaji", "ewebtonic.in", "ewebtonic.in"]
+
+
+@pytest.mark.parametrize(
+    ("text", "name"),
+    [
+        ("Contact me on WhatsApp for details", "contact_lure"),
+        ("Пишите в личку, телеграм", "contact_lure"),
+        ("详询电话 微信同号", "contact_lure"),
+        ("Earn $500 per day with bitcoin, guaranteed profit", "money_lure"),
+        ("Dapatkan hadiah pulsa gratis", "money_lure"),
+        ("Please subscribe to my channel and click here", "action_lure"),
+        ("hot girls dating tonight", "adult_lure"),
+        ("Great deal at http://bit.ly/abc", "shortener_list"),
+        ("Advice at www.adviceforum.info/x", "spam_host"),
+        ("Visit 买 cheap 便宜 shoes 鞋子 store 商店 today 今天", "script_mix"),
+        ("buy now buy now buy now buy now buy now buy now", "word_repeat"),
+    ],
+)
+def test_lure_and_list_signals_fire(text: str, name: str) -> None:
+    assert signals(text)[name] > 0, signals(text)
+
+
+def test_an_ordinary_news_comment_fires_no_list_signal() -> None:
+    values = signals("Thanks for the thoughtful article about the council vote; the budget "
+                     "figures on page two do not add up, see https://www.bbc.co.uk/news.")
+    assert all(values[name] == 0 for name in spamlists.LIST_SIGNAL_NAMES), values
+
+
+def test_lure_patterns_quantify_no_group() -> None:
+    """Literal alternations only: no quantified group, so no nested quantifier and
+    no catastrophic backtracking."""
+    patterns = [p for group in (spamlists.CONTACT, spamlists.MONEY, spamlists.ACTION,
+                                spamlists.ADULT) for p in group]
+    for pattern in patterns:
+        assert re.search(r"\)[*+?{]", pattern.pattern) is None, pattern.pattern
+
+
+def test_hostile_texts_are_read_in_one_pass() -> None:
+    for text in ["a-" * 50_000, "whats " * 20_000, "1 " * 50_000, "优惠" * 30_000,
+                 "x." * 50_000]:
+        values = spamlists.list_signals(text, [])
+        assert all(0.0 <= v <= 1.0 for v in values.values())
+
+
+def test_the_exclusions_cover_every_entry_that_fires_on_shipped_ham() -> None:
+    """The measured false positives stay excluded: rerun
+    ``python -m training.listcheck --write-exclusions`` when the ham or lists change."""
+    hits = ham_hits([e for _, ex in shipped_corpora() for e in ex])
+    excluded = set(spamlists._lines(spamlists.EXCLUSIONS))
+    assert set(hits) <= excluded, sorted(set(hits) - excluded)[:20]
+
+
+def test_a_model_fitted_with_the_legacy_signals_still_scores_and_compiles() -> None:
+    texts = ["buy cheap pills http://bit.ly/x", "check out my channel",
+             "the council vote was close", "thanks for the budget story"] * 5
+    labels = [1, 1, 0, 0] * 5
+    pipe = build_pipeline().fit(texts, labels)
+    features: CommentFeatures = pipe.named_steps["features"]
+    # What a model pickled before the list signals looks like.
+    n = features.n_word_ + features.n_char_
+    keep = [SIGNAL_INDEX[name] for name in LEGACY_SIGNALS]
+    clf = pipe.named_steps["clf"]
+    clf.coef_ = clf.coef_[:, list(range(n)) + [n + i for i in keep]]
+    clf.n_features_in_ = clf.coef_.shape[1]
+    del features.signal_names_
+    old = pickle.loads(pickle.dumps(pipe))  # noqa: S301 - our own object, round-tripped
+    probs = old.predict_proba(texts)[:, 1]
+    lean = compile_pipeline(old)
+    assert lean is not None
+    for text, p in zip(texts, probs, strict=True):
+        assert abs(lean.probability(Comment(content=text)) - p) < 1e-9
+
+
+def _write_corpus(root: Path, name: str, rows: list[tuple[str, str]]) -> None:
+    (root / name).mkdir(parents=True)
+    with (root / name / f"{name}.csv").open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["content", "label"])
+        writer.writerows(rows)
+
+
+def test_evaluate_loco_prints_each_system_on_the_held_out_corpus(tmp_path: Path) -> None:
+    spam = ["Earn $500 a day from home, WhatsApp me", "Free bitcoin, click here now",
+            "Call our support number for a cheap loan", "hot girls dating, visit my site"]
+    ham = ["The council should publish the figures", "I read the whole report, it is fair",
+           "My street flooded again last week", "Good piece, the mayor dodged it"]
+    rows = [(f"{t} {i}", "spam") for i in range(10) for t in spam]
+    rows += [(f"{t} {i}", "ham") for i in range(10) for t in ham]
+    _write_corpus(tmp_path, "datacamp_blog_comments", rows)
+    result = CliRunner().invoke(main, [
+        "evaluate", "--protocol", "loco", "--eval-only-dir", str(tmp_path), "--cap", "200",
+        "--corpus", "datacamp_blog_comments", "--system", "commentmod", "--system", "tfidf-lr",
+    ], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.output.splitlines()
+             if line.startswith("datacamp_blog_comments")]
+    assert [line.split()[1] for line in lines[-2:]] == ["commentmod", "tfidf-lr"]
+    assert all(line.split()[2] == "80" for line in lines[-2:])  # every text scored
+
+
+def test_evaluate_loco_without_measurement_corpora_says_where_it_looked(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["evaluate", "--protocol", "loco",
+                                       "--eval-only-dir", str(tmp_path)])
+    assert result.exit_code != 0
+    assert str(tmp_path) in result.output and "no measurement-only corpora" in result.output
+    result = CliRunner().invoke(main, ["evaluate", "--protocol", "dayone", "--corpus", "nope",
+                                       "--eval-only-dir", str(tmp_path)])
+    assert result.exit_code != 0

@@ -1,0 +1,356 @@
+"""Public spam lists and multilingual lure patterns as model signals.
+
+Pure Python, no scikit-learn: :func:`training.text.signal_vector` calls
+:func:`list_signals`, so the web service (and its compiled scorer) computes the
+same values as training.
+
+The lists under ``training/data/blocklists/`` are shipped as published, each
+with its licence and PROVENANCE.md (see ATTRIBUTION.md there). They never
+decide a verdict by themselves: each gives a *number of hits*, a signal whose
+weight the model learns, because substring lists over-flag ordinary comments
+(``python -m training.spamlists`` measures that on the shipped ham).
+
+How a list is matched, in linear time:
+
+- **phrases** (the WordPress comment blocklist, SmokeDetector's keywords): an
+  entry and the comment are both cut into word tokens (letters and digits;
+  everything else separates), and an entry hits when its tokens occur as a run
+  of whole tokens in the comment. "ipod-repair" matches "ipod repair" and
+  "iPod-Repair", never "tripod-repairs". Each comment costs one set lookup
+  per run of up to :data:`MAX_PHRASE_TOKENS` tokens. Entries shorter than
+  :data:`MIN_PHRASE_CHARS` characters are dropped (the list's own author warns
+  that they over-flag), and so are SmokeDetector regexes that are not plain
+  words once their optional separators are expanded: a regex engine would
+  backtrack on some of them and cost thousands of patterns per comment.
+- **hosts** (SEO/referrer-spam hosts, SmokeDetector's websites, URL
+  shorteners): the host of each link, or any domain it is a subdomain of.
+
+The lure patterns are alternations of literal words (no nested quantifiers),
+written from general knowledge of comment, SMS and chat spam in the languages
+commentmod's users write in; they were not mined from any evaluation corpus.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+LISTS_DIR = Path(__file__).parent / "data" / "blocklists"
+MIN_PHRASE_CHARS = 5
+MIN_WORD_CHARS = 6  # a one-word entry needs this many letters ("that", "good" over-flag)
+MAX_PHRASE_TOKENS = 4
+# Entries that fired on the shipped ham (discussion comments, YouTube and SMS ham),
+# written by ``python -m training.listcheck --write-exclusions``: measured false positives.
+EXCLUSIONS = LISTS_DIR / "ham_exclusions.txt"
+
+_TOKEN = re.compile(r"[^\W_]+")
+# SmokeDetector's optional separators ("baba\W?ji", "long\W?path") and escaped dots.
+_SMOKE_SEPARATOR = re.compile(r"\\W\?|\\W\*|\\s\?|\\s\*|\\W|\\s|-\?|\\-\?|\[ -\]\?")
+_REGEX_META = re.compile(r"[\\()\[\]?*+{}|^$]")
+
+
+_URL_WORDS = frozenset(["http", "https", "www", "com", "net", "org", "html", "php", "index"])
+
+
+def tokens(text: str) -> list[str]:
+    """Lower-case word tokens: letters and digits, everything else separates."""
+    return _TOKEN.findall(text.lower())
+
+
+def _phrase_key(entry: str) -> str | None:
+    entry = entry.strip()
+    if len(entry) < MIN_PHRASE_CHARS:
+        return None
+    words = tokens(entry)
+    if not words or len(words) > MAX_PHRASE_TOKENS:
+        return None
+    if set(words) <= _URL_WORDS:
+        return None  # "https://www." is no spam phrase
+    key = " ".join(words)
+    if len(words) == 1 and len(key) < MIN_WORD_CHARS:
+        return None
+    return key if len(key.replace(" ", "")) >= MIN_PHRASE_CHARS else None
+
+
+def _lines(path: Path) -> list[str]:
+    if not path.is_file():
+        return []
+    with path.open(encoding="utf-8") as fh:
+        return [line.rstrip("\n") for line in fh if line.strip() and not line.startswith("#")]
+
+
+def _smoke_literals(patterns: Iterable[str]) -> list[str]:
+    """SmokeDetector regexes that are plain words once ``\\W?``-style separators
+    are read as "a space or nothing": both spellings are returned."""
+    out: list[str] = []
+    for pattern in patterns:
+        pattern = pattern.strip()
+        if pattern.startswith("(?i)"):
+            pattern = pattern[4:]
+        pattern = pattern.replace("\\.", ".")
+        spaced = _SMOKE_SEPARATOR.sub(" ", pattern)
+        if _REGEX_META.search(spaced) is not None:
+            continue  # a real regex: not matched (see the module doc)
+        out.append(spaced)
+        out.append(_SMOKE_SEPARATOR.sub("", pattern))
+    return out
+
+
+def raw_phrase_table(name: str) -> frozenset[str]:
+    """A phrase list's normalised entries before the ham exclusions."""
+    if name == "wp":
+        entries = _lines(LISTS_DIR / "wp_comment_blocklist" / "blacklist.txt")
+    elif name == "smoke":
+        smoke = LISTS_DIR / "smokedetector_lists_2017"
+        watched = [line.split("\t")[-1] for line in _lines(smoke / "watched_keywords.txt")]
+        entries = _smoke_literals(_lines(smoke / "bad_keywords.txt") + watched)
+    else:
+        raise ValueError(f"no phrase list {name!r}")
+    return frozenset(k for k in map(_phrase_key, entries) if k is not None)
+
+
+@functools.cache
+def phrase_table(name: str) -> frozenset[str]:
+    """The entries of a phrase list (``wp`` or ``smoke``) the signals match:
+    normalised, without those that fired on the shipped ham (:data:`EXCLUSIONS`)."""
+    return raw_phrase_table(name) - frozenset(_lines(EXCLUSIONS))
+
+
+def matched_phrases(words: Sequence[str], table: frozenset[str]) -> set[str]:
+    """The entries of ``table`` that occur as whole-token runs in ``words``."""
+    found: set[str] = set()
+    n = len(words)
+    for i in range(n):
+        gram = words[i]
+        if gram in table:
+            found.add(gram)
+        for j in range(i + 1, min(i + MAX_PHRASE_TOKENS, n)):
+            gram = gram + " " + words[j]
+            if gram in table:
+                found.add(gram)
+    return found
+
+
+def _host(entry: str) -> str:
+    return entry.strip().lower().removeprefix("www.").strip(".")
+
+
+@functools.cache
+def host_table(name: str) -> frozenset[str]:
+    """Host names of a host list: ``spam_hosts`` or ``shorteners``."""
+    if name == "spam_hosts":
+        smoke = LISTS_DIR / "smokedetector_lists_2017" / "blacklisted_websites.txt"
+        hosts = [_host(h) for h in _lines(LISTS_DIR / "referrer_spam_domains" / "spammers.txt")]
+        hosts += [_host(h) for h in _smoke_literals(_lines(smoke)) if " " not in h]
+    elif name == "shorteners":
+        hosts = [_host(h) for h in _lines(LISTS_DIR / "url_shorteners" / "list")]
+        hosts += [_host(h) for h in _lines(
+            LISTS_DIR / "wp_comment_blocklist" / "reference_shorteners.txt")]
+        hosts = [h for h in hosts if h not in PLATFORM_LINKS]
+    else:
+        raise ValueError(f"no host list {name!r}")
+    return frozenset(h for h in hosts if "." in h)
+
+
+# Short links of the platforms themselves (a video, a tweet, a shop's item) are
+# on the shortener list but are how ordinary readers share things.
+PLATFORM_LINKS = frozenset(["youtu.be", "t.co", "amzn.to", "amzn.com", "fb.me", "redd.it",
+                            "wp.me", "g.co", "goo.gl", "lnkd.in", "flic.kr", "spoti.fi"])
+
+
+def phrase_hits(words: Sequence[str], table: frozenset[str]) -> int:
+    """How many distinct entries of ``table`` occur as whole-token runs in ``words``."""
+    return len(matched_phrases(words, table))
+
+
+def host_hits(hosts: Iterable[str], table: frozenset[str]) -> int:
+    """How many of the link ``hosts`` are on ``table`` (or under a domain on it)."""
+    hits = 0
+    for host in hosts:
+        parts = host.split(".")
+        if any(".".join(parts[i:]) in table for i in range(len(parts) - 1)):
+            hits += 1
+    return hits
+
+
+# --- lure patterns -----------------------------------------------------------
+# Latin-script words match at a word start (\b) as prefixes ("invest" finds
+# "investment"); scripts without spaces between words (Chinese) and Arabic
+# match anywhere. Every pattern is one alternation of literals: linear time.
+
+
+def _words(*alternatives: str) -> re.Pattern[str]:
+    return re.compile(r"\b(?:" + "|".join(alternatives) + ")", re.IGNORECASE)
+
+
+def _anywhere(*alternatives: str) -> re.Pattern[str]:
+    return re.compile("(?:" + "|".join(alternatives) + ")")
+
+
+CONTACT = (
+    _words(
+        r"whats ?app", r"wa\.me", r"telegram", r"t\.me/", r"viber", r"wechat", r"we chat",
+        r"kakao", r"line id", r"zalo", r"signal app", r"skype", r"snapchat", r"kik me",
+        r"dm me", r"pm me", r"inbox me", r"message me", r"text me", r"call me", r"contact me",
+        r"email me", r"e-mail me", r"hit me up", r"reach me", r"add me", r"call now",
+        r"call us", r"contact us", r"text us", r"hotline", r"helpline", r"toll free",
+        r"toll-free", r"customer care", r"customer support number", r"support number",
+        r"phone number", r"whatsapp number", r"my number",
+        # tech-support and booking scams, the commonest blog-comment spam
+        r"customer service", r"customer support", r"tech support", r"technical support",
+        r"support team", r"helpdesk", r"help desk", r"reservation number",
+        r"reservations number", r"booking number", r"our experts", r"certified experts",
+        # Russian, Ukrainian
+        r"пишите", r"пиши в", r"в лс", r"в личку", r"в личные", r"телеграм", r"ватсап",
+        r"вотсап", r"вайбер", r"звоните", r"звони", r"контакт",
+        # Indonesian, Malay
+        r"hubungi", r"hub\b", r"hubungi kami", r"sms ke", r"ketik", r"kirim ke", r"info lanjut",
+        # Vietnamese
+        r"liên hệ", r"lien he", r"inbox", r"ib mình", r"gọi ngay", r"hotline",
+        # Spanish, Portuguese, French, German
+        r"contáctame", r"escríbeme", r"llámame", r"chama no", r"me chama", r"contactez",
+        r"appelez", r"kontaktieren sie",
+    ),
+    _anywhere(
+        "微信", "加微", "加v", "威信", "电话", "热线", "咨询", "联系", "致电", "来电", "详询",
+        "详情", "预约", "扣扣", "QQ", "地址",
+        "واتس", "واتساب", "وتساب", "تواصل", "للتواصل", "اتصل", "تيليجرام", "تلجرام",
+        "سناب",
+    ),
+)
+MONEY = (
+    _words(
+        r"earn", r"income", r"profit", r"invest", r"forex", r"bitcoin",
+        r"btc\b", r"crypto", r"usdt", r"binance", r"ethereum", r"nft\b", r"airdrop",
+        r"binary option", r"casino", r"jackpot", r"lottery", r"lotto", r"prize", r"winner",
+        r"you won", r"you have won", r"claim your", r"cash prize", r"cashback", r"cash back",
+        r"loan", r"payday", r"discount", r"per cent off", r"coupon",
+        r"free gift", r"for free", r"free\b", r"cheap", r"best price", r"lowest price",
+        r"make money", r"work from home", r"per day", r"per week", r"a day from home",
+        r"guaranteed", r"bonus", r"reward", r"voucher", r"promo", r"deal\b",
+        r"sale\b", r"wholesale", r"usd\b", r"dollars",
+        # Russian
+        r"заработ", r"доход", r"прибыл", r"инвест", r"крипт", r"биткоин", r"бесплатн",
+        r"скидк", r"кредит", r"займ", r"выигр", r"приз", r"бонус", r"акци", r"руб\b",
+        r"казино", r"ставк",
+        # Indonesian
+        r"hadiah", r"pulsa", r"diskon", r"gratis", r"menang", r"undian", r"pinjaman",
+        r"kredit", r"togel", r"judi", r"rp ?\d", r"ribu", r"juta", r"untung", r"investasi",
+        r"cashback", r"kuota",
+        # Vietnamese
+        r"giảm giá", r"khuyến mãi", r"miễn phí", r"vay\b", r"đầu tư", r"lãi", r"thưởng",
+        r"kiếm tiền", r"giá rẻ", r"ưu đãi",
+        # Spanish, Portuguese, French, German
+        r"gratis", r"descuento", r"oferta", r"ganar dinero", r"ganhe", r"promoção",
+        r"réduction", r"gratuit", r"gewinn", r"kostenlos", r"rabatt",
+    ),
+    _anywhere(
+        "优惠", "特价", "折扣", "打折", "折起", "免费", "赠送", "送礼", "促销", "会员",
+        "抽奖", "中奖", "现金", "贷款", "投资", "理财", "返利", "红包", "元起", "特惠", "秒杀",
+        "限时", "全场", "低至", "钜惠", "惊喜",
+        r"\$ ?\d", r"\d ?\$", r"€ ?\d", r"£ ?\d", r"\d ?% off",
+        "ربح", "أرباح", "جائزة", "خصم", "مجانا", "مجاناً", "قرض", "قروض", "تمويل", "استثمار",
+        "ريال", "دولار", "تداول", "فوركس", "بيتكوين", "كاش",
+    ),
+)
+ACTION = (
+    _words(
+        r"click here", r"click the link", r"click on the link", r"click link",
+        r"subscribe to my", r"subscribe my", r"please subscribe", r"sub to my", r"sub my",
+        r"check out", r"check my", r"visit my", r"visit our", r"visit us", r"follow me",
+        r"follow my", r"buy now", r"order now", r"shop now", r"join now", r"join us",
+        r"sign up", r"register now", r"apply now", r"limited time", r"hurry", r"act now",
+        r"don'?t miss", r"only today", r"today only", r"last chance",
+        r"my channel", r"my video", r"my page", r"my profile", r"my website", r"my site",
+        r"link in bio", r"link below",
+        r"подпис", r"переход", r"жми", r"успей", r"только сегодня",
+        r"buruan", r"segera", r"daftar", r"aktifkan", r"klik", r"kunjungi",
+        r"nhanh tay", r"đăng ký", r"truy cập", r"xem ngay",
+        r"haz clic", r"suscríbete", r"inscreva", r"cliquez", r"abonniere",
+    ),
+    _anywhere(
+        "立即", "马上", "赶快", "欢迎光临", "抢购", "恭候", "敬请", "光临", "莅临", "火热",
+        "اشترك", "اضغط", "تابعني", "زوروا", "اطلب", "سارع", "للطلب",
+        "متوفر", "توصيل",
+    ),
+)
+ADULT = (
+    _words(
+        r"porn", r"xxx\b", r"sex\b", r"sexy", r"nude", r"naked", r"camgirl", r"webcam girl",
+        r"hot girls", r"dating", r"hookup", r"escort", r"onlyfans", r"viagra", r"cialis",
+        r"penis", r"erection", r"weight loss", r"lose weight", r"diet pill", r"keto",
+        r"секс", r"порно", r"знакомств", r"интим", r"эскорт",
+        r"bokep", r"obat kuat",
+    ),
+    _anywhere(
+        "色情", "约炮", "壮阳", "减肥", "丰胸",
+        "سكس", "سکس", "نيك", "افلام", "فياجرا", "سيالس", "منشط", "تكبير", "تخسيس", "رجيم",
+    ),
+)
+
+
+def _count(patterns: tuple[re.Pattern[str], re.Pattern[str]], text: str) -> int:
+    return sum(len(p.findall(text)) for p in patterns)
+
+
+_SCRIPTS = (
+    ("latin", re.compile(r"[a-zA-Z\u00c0-\u024f]")),
+    ("cyrillic", re.compile(r"[\u0400-\u04ff]")),
+    ("greek", re.compile(r"[\u0370-\u03ff]")),
+    ("arabic", re.compile(r"[\u0600-\u06ff\u0750-\u077f]")),
+    ("hebrew", re.compile(r"[\u0590-\u05ff]")),
+    ("cjk", re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")),
+    ("thai", re.compile(r"[\u0e00-\u0e7f]")),
+    ("devanagari", re.compile(r"[\u0900-\u097f]")),
+)
+
+
+def script_mix(text: str) -> float:
+    """1.0 when letters of two or more scripts each make up 3 letters and 10 %."""
+    if text.isascii():
+        return 0.0
+    counts = [len(p.findall(text)) for _, p in _SCRIPTS]
+    total = sum(counts)
+    if total == 0:
+        return 0.0
+    strong = [c for c in counts if c >= 3 and c * 10 >= total]
+    return float(len(strong) >= 2)
+
+
+def word_repetition(words: Sequence[str]) -> float:
+    """Share of repeated word triples in a text of at least 6 words (0 when shorter):
+    ordinary prose seldom repeats three words in a row, copy-pasted spam does."""
+    if len(words) < 6:
+        return 0.0
+    triples = [(words[i], words[i + 1], words[i + 2]) for i in range(len(words) - 2)]
+    return 1.0 - len(set(triples)) / len(triples)
+
+
+def list_signals(text: str, hosts: Sequence[str]) -> dict[str, float]:
+    """The list and lure signals of a comment, each in [0, 1].
+
+    ``text`` is the comment as a reader sees it (markup stripped, NFKC, no
+    zero-width characters); ``hosts`` are its links' hosts.
+    """
+    folded = text.lower()
+    words = tokens(folded)
+    return {
+        "wp_list": min(phrase_hits(words, phrase_table("wp")) / 3.0, 1.0),
+        "se_list": min(phrase_hits(words, phrase_table("smoke")) / 2.0, 1.0),
+        "spam_host": float(host_hits(hosts, host_table("spam_hosts")) > 0),
+        "shortener_list": float(host_hits(hosts, host_table("shorteners")) > 0),
+        "contact_lure": min(_count(CONTACT, folded) / 2.0, 1.0),
+        "money_lure": min(_count(MONEY, folded) / 3.0, 1.0),
+        "action_lure": min(_count(ACTION, folded) / 2.0, 1.0),
+        "adult_lure": min(_count(ADULT, folded) / 2.0, 1.0),
+        "script_mix": script_mix(text),
+        "word_repeat": word_repetition(words),
+    }
+
+
+LIST_SIGNAL_NAMES: tuple[str, ...] = (
+    "wp_list", "se_list", "spam_host", "shortener_list", "contact_lure", "money_lure",
+    "action_lure", "adult_lure", "script_mix", "word_repeat",
+)
