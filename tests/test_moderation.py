@@ -44,6 +44,7 @@ def both_app(make_app: Callable[..., Flask], db_url: str) -> Flask:
 @pytest.fixture
 def mapp(make_app: Callable[..., Flask]) -> Flask:
     app = make_app(password_hash_cost="fast")
+    res_of(app).store.ensure_site("news.example")
     mods.create(res_of(app).store, "alice", PASSWORD, sites=["news.example"], hasher=mods.FAST)
     mods.create(res_of(app).store, "root", PASSWORD, admin=True, hasher=mods.FAST)
     return app

@@ -31,6 +31,7 @@ def seeded(sqlite_url: str) -> Iterator[tuple[Store, dict[str, str]]]:
     """The served instance's database with a moderator and a realistic queue."""
     store = Store(engine_for(sqlite_url))
     migrate.upgrade(store.engine)
+    store.ensure_site("news.example")
     mods.create(store, "alice", PASSWORD, sites=["news.example"], hasher=mods.FAST)
     guids = {
         "xss": add_comment(store, XSS, verdict="unsure", probability=0.31, author="Mallory",
