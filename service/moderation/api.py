@@ -53,6 +53,7 @@ PUBLIC_COLUMNS = (
     "label",
     "label_actor",
     "toxicity_label",
+    "copies",
 )
 
 
