@@ -521,3 +521,21 @@ def test_api_queue_shows_copies_and_labels_them_in_one_call(mapp: Flask) -> None
     copies = list(seeded["copies"])  # type: ignore[call-overload]
     assert {res.store.latest_label(comment_id(res.store, g)) for g in copies} == {"spam"}
     assert client.get("/api/v1/moderation/queue", headers=basic()).get_json()["total"] == 2
+
+
+def test_api_takes_a_site_by_id_url_or_host_and_names_only_your_sites(mapp: Flask) -> None:
+    res = res_of(mapp)
+    seed_copies(res)
+    site = res.store.site_id("news.example")
+    client = mapp.test_client()
+    for spelling in (str(site), "news.example", "https://www.news.example/"):
+        r = client.get(f"/api/v1/moderation/queue?site={spelling}", headers=basic())
+        assert r.status_code == 200 and r.get_json()["total"] == 3, spelling
+        r = client.get(f"/api/v1/moderation/stats?site={spelling}", headers=basic())
+        assert [s["site"] for s in r.get_json()["sites"]] == ["news.example"], spelling
+    for unseen in ("other.example", "nowhere.example"):  # alice sees news.example only
+        r = client.get(f"/api/v1/moderation/queue?site={unseen}", headers=basic())
+        assert r.status_code == 404
+        message = r.get_json()["error"]["message"]
+        assert "among yours (news.example)" in message and "other.example" not in message.split(
+            "among")[1]
