@@ -1,8 +1,9 @@
-"""Liveness, readiness and metrics endpoints for ops."""
+"""The front door (``GET /``), liveness, readiness and metrics endpoints for ops."""
 
 from __future__ import annotations
 
 import hmac
+import html
 import ipaddress
 
 from flask import Blueprint, Response, jsonify, request
@@ -14,6 +15,57 @@ from service.registry.versions import refresh_counts
 from service.resources import resources
 
 bp = Blueprint("health", __name__)
+
+# (method, path, what a person finds there); the same list answers as JSON and as a page.
+LINKS = (
+    ("GET", "/api/v1/openapi.json", "API description (OpenAPI 3.1); the guide is docs/api.md"),
+    ("POST", "/api/v1/check", "score a comment: JSON {\"content\": \"...\"}"),
+    ("GET", "/moderate/", "moderation queue (moderators log in)"),
+    ("GET", "/moderate/stats", "moderation counts per site"),
+    ("GET", "/healthz", "liveness"),
+    ("GET", "/readyz", "readiness: model loaded, database answering"),
+    ("GET", "/metrics", "Prometheus metrics"),
+    ("GET", "/$discovery/rest?version=v1alpha1", "Perspective API discovery document"),
+)
+INDEX_CSP = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
+INDEX_STYLE = (
+    "body{margin:0;background:#f5f6f8;color:#1d2330;"
+    "font:15px/1.5 system-ui,'DejaVu Sans',sans-serif}"
+    "header{background:#1d2330;color:#fff;padding:14px 28px}h1{margin:0;font-size:19px}"
+    "main{max-width:760px;margin:0 auto;padding:20px 28px}ul{padding-left:20px}"
+    "a{color:#1f56c2}code{font-size:14px}"
+)
+
+
+@bp.get("/")
+def index() -> Response:
+    """Where things are: JSON for API clients (and curl), a small page for browsers."""
+    if request.accept_mimetypes.best_match(["application/json", "text/html"]) == "text/html":
+        items = "".join(
+            f"<li><a href='{html.escape(path)}'><code>{html.escape(path)}</code></a> "
+            f"{html.escape(what)}</li>"
+            if method == "GET"
+            else f"<li><code>{method} {html.escape(path)}</code> {html.escape(what)}</li>"
+            for method, path, what in LINKS
+        )
+        page = (
+            "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+            "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+            f"<title>commentmod</title><style>{INDEX_STYLE}</style></head><body>"
+            "<header><h1>commentmod</h1></header><main><p>Comment moderation for news "
+            f"sites: spam and toxicity scores, a moderation queue.</p><ul>{items}</ul>"
+            "</main></body></html>"
+        )
+        response = Response(page, mimetype="text/html")
+        response.headers["Content-Security-Policy"] = INDEX_CSP
+        response.vary.add("Accept")
+        return response
+    response = jsonify(
+        service="commentmod",
+        links=[{"method": m, "href": path, "title": what} for m, path, what in LINKS],
+    )
+    response.vary.add("Accept")
+    return response
 
 
 @bp.get("/healthz")

@@ -40,6 +40,30 @@ def test_spam_reasons_name_what_pushed_the_score(client: FlaskClient) -> None:
     assert "link" in text or "subscribe" in text or "channel" in text
 
 
+@pytest.mark.parametrize(
+    ("content", "present", "absent"),
+    [
+        ("Get rich fast at www.cash-now.biz today!", ["a link to www.cash-now.biz"],
+         ["cash.now.biz", "many exclamation marks"]),
+        ("The council approved the 2026 budget on Tuesday!", [],
+         ["many digits", "many exclamation marks", "the word 'the'", "the word 'on'"]),
+        ("WIN NOW call 555 123 4567 8910 WIN!!!!!!!", ["many exclamation marks"], []),
+    ],
+)
+def test_reasons_are_true_of_the_comment(
+    client: FlaskClient, content: str, present: list[str], absent: list[str]
+) -> None:
+    """Domains as written, counts only when many, no stop words (the words a moderator
+    reads come from the same scorer that answers the check)."""
+    body = check(client, {"content": content}).get_json()
+    words = [r["description"] for r in body["reasons"]]
+    text = " | ".join(words)
+    for phrase in present:
+        assert phrase in words, text
+    for phrase in absent:
+        assert phrase not in text, text
+
+
 def test_thresholds_come_from_model_metadata(app, client: FlaskClient) -> None:  # type: ignore[no-untyped-def]
     from service.resources import EXTENSION
 

@@ -77,10 +77,20 @@ def test_train_missing_file(env: dict[str, str], tmp_path: Path) -> None:
     assert "no such file" in result.output
 
 
-def test_evaluate_holdout_prints_the_table(env: dict[str, str], tmp_path: Path) -> None:
-    result = run(env, "evaluate", "--data", str(small_dataset(tmp_path)), "--json")
+def test_evaluate_holdout_compares_with_the_baselines(env: dict[str, str], tmp_path: Path) -> None:
+    """What the README's table says: the held-out split, beside bogofilter and TF-IDF."""
+    data = str(small_dataset(tmp_path))
+    result = run(env, "evaluate", "--data", data, "--json")
     assert result.exit_code == 0, result.output
-    assert "held-out" in json.loads(result.output)
+    report = json.loads(result.output)
+    assert list(report) == ["commentmod", "bogofilter", "tfidf-lr"]
+    assert all(m["n"] == report["commentmod"]["n"] > 0 for m in report.values())  # one split
+    assert report["commentmod"]["threshold"] == 0.5
+    table = run(env, "evaluate", "--data", data).output.splitlines()
+    assert table[0].startswith("held-out split: trained on ")
+    assert [line.split()[0] for line in table[3:]] == ["commentmod", "bogofilter", "tfidf-lr"]
+    only = json.loads(run(env, "evaluate", "--data", data, "--system", "tfidf-lr", "--json").output)
+    assert list(only) == ["tfidf-lr"]
 
 
 def test_evaluate_lovo_needs_groups(env: dict[str, str], tmp_path: Path) -> None:

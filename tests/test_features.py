@@ -144,6 +144,40 @@ def test_describe_feature(name: str, kind: str, words: str) -> None:
     assert describe_feature(name) == (kind, words)
 
 
+@pytest.mark.parametrize(
+    ("name", "content", "words"),
+    [
+        ("word:xurl_cash_now_biz", "cash at www.cash-now.biz now", "a link to www.cash-now.biz"),
+        ("word:xurl_cash_now_biz", "cash at https://Cash-Now.biz/x", "a link to cash-now.biz"),
+        ("word:visit xurl_cash_now_biz", "visit www.cash-now.biz",
+         "the phrase 'visit www.cash-now.biz'"),
+        ("signal:exclaim", "great!", "an exclamation mark"),
+        ("signal:exclaim", "great!! really!", "3 exclamation marks"),
+        ("signal:exclaim", "WIN!!!!!!", "many exclamation marks"),
+        ("signal:digits", "see you in 2026", "a number"),
+        ("signal:digits", "call 0800 123 456 789", "many digits"),
+        ("signal:link_count", "see a.com and b.net", "2 links"),
+        ("signal:repeat", "sooooooo good", "a character repeated 7 times in a row"),
+        ("signal:caps", "WHAT a lovely day today", "21% of the letters in capitals"),
+        ("signal:caps", "BUY NOW CHEAP PILLS", "much of the text in CAPITALS"),
+        ("signal:short", "hi", "a very short text"),
+    ],
+)
+def test_words_are_true_of_the_comment(name: str, content: str, words: str) -> None:
+    assert describe_feature(name, Comment(content=content))[1] == words
+
+
+def test_flood_words_give_the_count() -> None:
+    comment = Comment(content="same text", flood_count=4)
+    words = describe_feature("signal:flood", comment)[1]
+    assert words == "the same text was posted 4 times recently"
+
+
+def test_stop_words_are_never_a_reason() -> None:
+    contributions = {"word:the": 2.0, "word:of the": 1.5, "word:the channel": 1.0, "word:is": -3.0}
+    assert top_reasons(contributions, 5) == [("token", "the phrase 'the channel'", 1.0)]
+
+
 def test_every_signal_has_words() -> None:
     for s in SIGNALS:
         assert describe_feature(f"signal:{s.name}")[1] == s.description

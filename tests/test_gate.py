@@ -7,10 +7,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import insert, select
 
 from service.registry.versions import Registry
 from service.scoring.model import load_scorer
-from service.store import migrate
+from service.store import migrate, schema
 from service.store.db import Store, engine_for
 from training.datasets import YOUTUBE_DIR, Example
 from training.features import Comment
@@ -128,7 +129,14 @@ def test_evaluation_rows_per_group() -> None:
 
 
 def seed_weather_labels(store: Store, n: int = 30) -> None:
-    site = store.ensure_site("https://<b>news</b>.example.org")
+    # A hostile site name as a database from before site names were checked may hold
+    # it (store.site_key refuses it now): the report must escape it.
+    hostile = "<b>news</b>.example.org"
+    with store.transaction() as c:
+        c.execute(insert(schema.sites).values(url=hostile, name=hostile, settings={},
+                                              created_at=datetime.now(UTC)))
+    site = int(store.read(lambda c: c.execute(
+        select(schema.sites.c.id).where(schema.sites.c.url == hostile)).scalar_one()))
     cities = ["Oslo", "Lima", "Kyiv", "Pune", "Cork", "Graz", "Bonn", "Fez", "Turku", "Riga"]
     for i in range(n):
         store.feedback(label="spam", source="moderator", actor="t", site_id=site,

@@ -89,3 +89,46 @@ def test_served_metrics_aggregate_several_workers(serve: Callable[..., str]) -> 
     line = next(x for x in text.splitlines()
                 if x.startswith('commentmod_requests_total{endpoint="api.check",status="200"}'))
     assert float(line.rsplit(" ", 1)[1]) == 20.0
+
+
+def test_front_door_answers_json_to_api_clients_and_a_page_to_browsers(
+    client: FlaskClient,
+) -> None:
+    r = client.get("/")  # curl and API clients: JSON
+    assert r.status_code == 200 and r.mimetype == "application/json"
+    links = r.get_json()["links"]
+    hrefs = {link["href"] for link in links}
+    assert {"/api/v1/openapi.json", "/moderate/", "/healthz"} <= hrefs
+    for link in links:
+        if link["method"] == "GET":  # every link leads somewhere (the queue: to its login)
+            assert client.get(link["href"]).status_code in (200, 302), link
+    page = client.get("/", headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"})
+    assert page.status_code == 200 and page.mimetype == "text/html"
+    body = page.get_data(as_text=True)
+    for href in ("/api/v1/openapi.json", "/moderate/", "/healthz"):
+        assert f"<a href='{href}'>" in body
+    assert "style-src 'unsafe-inline'" in page.headers["Content-Security-Policy"]
+    assert "Accept" in page.headers["Vary"]
+
+
+def _needs_an_emoji_font(ch: str) -> bool:
+    code = ord(ch)
+    return code >= 0x1F000 or 0x2600 <= code <= 0x27BF or code in (0xFE0F, 0x200D)
+
+
+def test_no_page_needs_an_emoji_font(client: FlaskClient, tmp_path: Path) -> None:
+    """Every template, stylesheet, script and generated page draws with ordinary fonts."""
+    from training.report import write_report
+
+    root = Path(__file__).resolve().parents[1] / "service"
+    texts = {str(p): p.read_text() for d in ("templates", "static")
+             for p in (root / d).rglob("*") if p.is_file()}
+    texts["/"] = client.get("/", headers={"Accept": "text/html"}).get_data(as_text=True)
+    write_report(tmp_path, version="spam-x", summary={"sources": {}, "examples": 2,
+                 "folded_duplicates": 0, "train": 1, "test": 2},
+                 gate={"passed": True, "reasons": [], "candidate": {}}, y=[0, 1],
+                 candidate_probs=[0.1, 0.9], serving_probs=None,
+                 thresholds={"unsure": 0.3, "spam": 0.5, "discard": 0.9})
+    texts["report"] = (tmp_path / "report.html").read_text()
+    for where, text in texts.items():
+        assert not [ch for ch in text if _needs_an_emoji_font(ch)], where

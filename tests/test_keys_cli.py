@@ -69,6 +69,8 @@ def test_revoke_by_key_and_by_id(run, db_url: str) -> None:  # type: ignore[no-u
         (("revoke", "999"), "no such key"),
         (("create", "--site", "   "), "site URL is required"),
         (("create", "--site", "http://"), "is not a site URL"),
+        (("create", "--site", "notaurl"), "'notaurl' is not a site URL: give its host name"),
+        (("create", "--site", "news..example"), "is not a site URL"),
     ],
 )
 def test_bad_input_is_one_clear_line(run, args: tuple[str, ...], message: str) -> None:  # type: ignore[no-untyped-def]

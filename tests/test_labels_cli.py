@@ -44,12 +44,20 @@ def write_jsonl(path: Path, rows: list[object]) -> Path:
 def test_moderators_create_list_assign_disable(cli, db: Store) -> None:  # type: ignore[no-untyped-def]
     r = cli("moderators", "create", "alice", "--site", "news.example", "--password-stdin",
             stdin=PASSWORD + "\n")
+    assert r.exit_code == 2 and "no site 'news.example' (known sites: none yet)" in r.output
+    r = cli("moderators", "create", "bob", "--password-stdin", stdin=PASSWORD + "\n")
+    assert r.exit_code == 2 and "give --site URL" in r.output and "or --admin" in r.output
+    assert mods.list_all(db) == []
+    db.ensure_site("https://news.example/")
+    db.ensure_site("b.example")
+    r = cli("moderators", "create", "alice", "--site", "news.example", "--password-stdin",
+            stdin=PASSWORD + "\n")
     assert r.exit_code == 0, r.output
     assert mods.verify(db, "alice", PASSWORD, hasher=mods.FAST) is not None
     r = cli("moderators", "create", "root", "--admin", stdin=f"{PASSWORD}\n{PASSWORD}\n")
     assert r.exit_code == 0 and "admin" in r.output
     assert cli("moderators", "create", "alice", "--password-stdin", stdin=PASSWORD).exit_code == 2
-    r = cli("moderators", "create", "bob", "--password-stdin", stdin="short\n")
+    r = cli("moderators", "create", "bob", "--admin", "--password-stdin", stdin="short\n")
     assert r.exit_code == 2 and "password" in r.output
     assert cli("moderators", "assign", "alice", "--site", "b.example").exit_code == 0
     listed = cli("moderators", "list").output

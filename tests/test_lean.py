@@ -15,6 +15,7 @@ from service.registry.versions import Registry
 from service.scoring.model import Scorer
 from training.datasets import shipped_base, shipped_youtube
 from training.features import Comment, char_wb_ngrams, describe_feature, model_text
+from training.text import is_stop_phrase
 
 ODD_TEXTS = [
     "",
@@ -132,7 +133,8 @@ def test_sigmoid_never_overflows(margin: float) -> None:
 # --- the explanation, against the two-pass reference ---------------------------
 # ``merge_contributions`` and ``top_reasons`` as they were before scoring cut each
 # word into n-grams once (commit 24c4058), fed with scikit-learn's own features:
-# the lean scorer must give the same reasons, in the same order.
+# the lean scorer must give the same reasons, in the same order. Descriptions are
+# those of the comment (hosts as written, true counts) and stop words are no reason.
 
 _EDGE_PUNCT = re.compile(r"^[^\w]+|[^\w]+$")
 
@@ -158,10 +160,14 @@ def _reference_merge(
     return merged
 
 
-def _reference_top(contributions: dict[str, float], k: int) -> list[tuple[str, str, float]]:
+def _reference_top(
+    contributions: dict[str, float], k: int, comment: Comment
+) -> list[tuple[str, str, float]]:
     merged: dict[str, tuple[str, float]] = {}
     for name, value in contributions.items():
-        kind, words = describe_feature(name)
+        if is_stop_phrase(name):
+            continue
+        kind, words = describe_feature(name, comment)
         old = merged.get(words)
         merged[words] = (kind, value + (old[1] if old else 0.0))
     ranked = sorted(merged.items(), key=lambda item: (-abs(item[1][1]), item[0]))
@@ -183,7 +189,7 @@ def _reference(scorer: Scorer, items: list[Comment], k: int) -> list[tuple[float
             str(names[j]): float(v * coef[j]) for j, v in zip(row.indices, row.data, strict=True)
         }
         merged = _reference_merge(model_text(comment.content), contributions, char)
-        out.append((float(probs[i]), _reference_top(merged, k)))
+        out.append((float(probs[i]), _reference_top(merged, k, comment)))
     return out
 
 

@@ -44,6 +44,7 @@ def both_app(make_app: Callable[..., Flask], db_url: str) -> Flask:
 @pytest.fixture
 def mapp(make_app: Callable[..., Flask]) -> Flask:
     app = make_app(password_hash_cost="fast")
+    res_of(app).store.ensure_site("news.example")
     mods.create(res_of(app).store, "alice", PASSWORD, sites=["news.example"], hasher=mods.FAST)
     mods.create(res_of(app).store, "root", PASSWORD, admin=True, hasher=mods.FAST)
     return app
@@ -309,7 +310,7 @@ def test_label_by_form_fetch_and_bulk(mapp: Flask) -> None:
     r = client.post(f"/moderate/comments/{two}/label", data={"label": "ham", "csrf_token": csrf},
                     headers={"X-Requested-With": "fetch"})
     assert r.get_json() == {"guid": two, "label": "ham", "task": "spam",
-                            "label_id": r.get_json()["label_id"], "actor": "alice"}
+                            "label_id": r.get_json()["label_id"], "actor": "alice", "copies": 0}
     r = client.post("/moderate/bulk", data={"label": "spam", "guid": [two, three],
                                             "csrf_token": csrf})
     assert r.status_code == 302
@@ -441,3 +442,100 @@ def test_repeated_failed_logins_are_throttled(mapp: Flask) -> None:
     other = mapp.test_client()  # another name is not affected
     assert other.post("/moderate/login", data={"name": "root", "password": PASSWORD,
                                                "csrf_token": token(other)}).status_code == 302
+
+
+# --- one entry per text -----------------------------------------------------------------
+
+SPAM_TEXT = "Earn $500 a day from home, visit cash-now.biz today"
+TOXIC_TEXT = "You are an idiot and so is everyone who reads this."
+TOX = {"scores": {"TOXICITY": 0.93}, "spans": [[11, 16, 0.95]]}
+
+
+def seed_copies(res: Resources) -> dict[str, object]:
+    """11 checks of one spam text, a text checked for spam and then for toxicity (a
+    Perspective row has no verdict), and a text alone."""
+    copies = [add_comment(res.store, SPAM_TEXT if i % 2 else SPAM_TEXT.upper(), verdict="spam",
+                          probability=0.97) for i in range(11)]
+    checked = add_comment(res.store, TOXIC_TEXT, verdict="unsure", probability=0.4)
+    scored = add_comment(res.store, TOXIC_TEXT, verdict=None, probability=None,  # type: ignore[arg-type]
+                         toxicity=TOX)
+    alone = add_comment(res.store, "A fair article about the budget.", verdict="ham",
+                        probability=0.1)
+    add_comment(res.store, SPAM_TEXT, site="other.example")  # another site: its own entry
+    return {"copies": copies, "checked": checked, "scored": scored, "alone": alone}
+
+
+def test_queue_has_one_entry_per_text_with_both_scores(both_app: Flask) -> None:
+    res = res_of(both_app)
+    seeded = seed_copies(res)
+    root = mods.create(res.store, "root", PASSWORD, admin=True, hasher=mods.FAST)
+    rows, total = queue(res, root, QueueFilter(site_id=res.store.site_id("news.example")))
+    assert total == 3 and len(rows) == 3
+    by_text = {r["content"].lower(): r for r in rows}
+    spam = by_text[SPAM_TEXT.lower()]
+    assert spam["copies"] == 11 and spam["verdict"] == "spam"
+    both = by_text[TOXIC_TEXT.lower()]
+    # the spam verdict of the check and the scores of the Perspective request, once
+    assert both["copies"] == 2 and both["verdict"] == "unsure"
+    assert both["guid"] == seeded["checked"] and both["toxicity"] == TOX
+    assert by_text["a fair article about the budget."]["copies"] == 1
+    assert not any(r["verdict"] is None for r in rows)
+
+
+def test_labelling_an_entry_labels_every_copy_at_once(both_app: Flask) -> None:
+    res = res_of(both_app)
+    seeded = seed_copies(res)
+    root = mods.create(res.store, "root", PASSWORD, admin=True, hasher=mods.FAST)
+    copies = list(seeded["copies"])  # type: ignore[call-overload]
+    [done] = label_comments(res, root, [LabelRequest.parse(copies[3], "spam")])
+    assert len(done.copies) == 10 and done.to_dict()["copies"] == 10
+    assert {res.store.latest_label(comment_id(res.store, g)) for g in copies} == {"spam"}
+    other = res.store.find_comment(content=SPAM_TEXT, site_id=res.store.site_id("other.example"))
+    assert other is not None and res.store.latest_label(other["id"]) is None  # not its site
+    [tox] = label_comments(res, root, [LabelRequest.parse(seeded["scored"], "toxic")])
+    assert tox.copies == [comment_id(res.store, str(seeded["checked"]))]
+    rows, total = queue(res, root, QueueFilter(site_id=res.store.site_id("news.example")))
+    assert [r["content"] for r in rows] == [TOXIC_TEXT, "A fair article about the budget."]
+    assert rows[0]["toxicity_label"] == "toxic"
+    # a copy that arrives after the label is pending again, as one entry
+    add_comment(res.store, SPAM_TEXT)
+    rows, total = queue(res, root, QueueFilter())
+    assert total == 4  # and one entry of that text per site
+    assert sorted(r["site_url"] for r in rows if r["content"] == SPAM_TEXT) == [
+        "news.example", "other.example"]
+
+
+def test_api_queue_shows_copies_and_labels_them_in_one_call(mapp: Flask) -> None:
+    res = res_of(mapp)
+    seeded = seed_copies(res)
+    client = mapp.test_client()
+    body = client.get("/api/v1/moderation/queue", headers=basic()).get_json()
+    assert body["total"] == 3
+    entry = next(c for c in body["comments"] if c["copies"] == 11)
+    assert entry["verdict"] == "spam"
+    both = next(c for c in body["comments"] if c["copies"] == 2)
+    assert both["toxicity"] == TOX and both["verdict"] == "unsure"
+    r = client.post(f"/api/v1/moderation/comments/{entry['guid']}/label",
+                    json={"label": "spam"}, headers=basic())
+    assert r.status_code == 201 and r.get_json()["copies"] == 10
+    copies = list(seeded["copies"])  # type: ignore[call-overload]
+    assert {res.store.latest_label(comment_id(res.store, g)) for g in copies} == {"spam"}
+    assert client.get("/api/v1/moderation/queue", headers=basic()).get_json()["total"] == 2
+
+
+def test_api_takes_a_site_by_id_url_or_host_and_names_only_your_sites(mapp: Flask) -> None:
+    res = res_of(mapp)
+    seed_copies(res)
+    site = res.store.site_id("news.example")
+    client = mapp.test_client()
+    for spelling in (str(site), "news.example", "https://www.news.example/"):
+        r = client.get(f"/api/v1/moderation/queue?site={spelling}", headers=basic())
+        assert r.status_code == 200 and r.get_json()["total"] == 3, spelling
+        r = client.get(f"/api/v1/moderation/stats?site={spelling}", headers=basic())
+        assert [s["site"] for s in r.get_json()["sites"]] == ["news.example"], spelling
+    for unseen in ("other.example", "nowhere.example"):  # alice sees news.example only
+        r = client.get(f"/api/v1/moderation/queue?site={unseen}", headers=basic())
+        assert r.status_code == 404
+        message = r.get_json()["error"]["message"]
+        assert "among yours (news.example)" in message and "other.example" not in message.split(
+            "among")[1]

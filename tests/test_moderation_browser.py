@@ -31,6 +31,7 @@ def seeded(sqlite_url: str) -> Iterator[tuple[Store, dict[str, str]]]:
     """The served instance's database with a moderator and a realistic queue."""
     store = Store(engine_for(sqlite_url))
     migrate.upgrade(store.engine)
+    store.ensure_site("news.example")
     mods.create(store, "alice", PASSWORD, sites=["news.example"], hasher=mods.FAST)
     guids = {
         "xss": add_comment(store, XSS, verdict="unsure", probability=0.31, author="Mallory",
@@ -175,3 +176,61 @@ def test_moderator_labels_with_mouse_and_keyboard_safely(
     assert not [m for m in console if "Content Security Policy" in m]
     assert page.evaluate("typeof window.__pwned") == "undefined"
     page.close()
+
+
+SPAM_TEXT = "Earn $500 a day from home, visit www.cash-now.biz today"
+TOXIC_TEXT = "You are an idiot and so is everyone who reads this."
+
+
+def test_copies_are_one_entry_with_both_scores_and_one_click_labels_them(
+    serve: Callable[..., str], sqlite_url: str, browser: object
+) -> None:
+    """11 checks of one spam text are one entry; a text checked for spam and then for
+    toxicity is one entry with its verdict and its highlighted words; one click on
+    the entry labels every copy; the empty queue needs no emoji font."""
+    store = Store(engine_for(sqlite_url))
+    migrate.upgrade(store.engine)
+    store.ensure_site("news.example")
+    mods.create(store, "alice", PASSWORD, sites=["news.example"], hasher=mods.FAST)
+    copies = [add_comment(store, SPAM_TEXT, verdict="spam", probability=0.97)
+              for _ in range(11)]
+    checked = add_comment(store, TOXIC_TEXT, verdict="unsure", probability=0.4)
+    add_comment(store, TOXIC_TEXT, verdict=None, probability=None,  # type: ignore[arg-type]
+                toxicity={"scores": {"TOXICITY": 0.93}, "spans": [[11, 16, 0.95]]})
+    base = serve(workers=1, env={"COMMENTMOD_PASSWORD_HASH_COST": "fast"})
+    page = browser.new_page(viewport={"width": 1280, "height": 900})  # type: ignore[attr-defined]
+    page.goto(base + "/moderate/login")
+    page.fill("input[name=name]", "alice")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_selector("#queue .comment")
+
+    items = page.locator("#queue .comment")
+    assert items.count() == 2
+    assert "2 texts" in page.inner_text(".toolbar .count")
+    spam_entry = page.locator(f"#c-{copies[-1]}")
+    assert spam_entry.locator(".copies").inner_text() == "11 copies"
+    both = page.locator(f"#c-{checked}")
+    assert both.locator(".verdict").inner_text().lower() == "unsure"
+    assert both.locator("mark.toxic").inner_text() == "idiot"
+    assert both.locator(".toxscores").inner_text().startswith("TOXICITY 0.93")
+    assert "no spam score" not in page.inner_text("#queue")
+    out = ROOT / "artifacts" / "moderation-queue-copies.png"
+    out.parent.mkdir(exist_ok=True)
+    page.screenshot(path=str(out), full_page=True)
+
+    spam_entry.locator("button[value=spam]").click()
+    page.wait_for_selector(f"#c-{copies[-1]}.labelled-spam")
+    assert "with its 10 other copies" in spam_entry.locator(".meta .status").inner_text()
+    assert {store.latest_label(comment_id(store, g)) for g in copies} == {"spam"}
+    both.locator("button[value=ham]").click()
+    page.wait_for_selector(f"#c-{checked}.labelled-ham")
+
+    page.goto(base + "/moderate/")
+    empty = page.locator("#queue li.empty").inner_text()
+    assert empty == "Nothing to moderate here." and empty.isascii()
+    assert page.inner_text("body").isascii() or all(
+        ord(ch) < 0x2600 for ch in page.inner_text("body")
+    )  # no symbol that only an emoji font draws
+    page.close()
+    store.engine.dispose()

@@ -14,6 +14,9 @@ FAST = mods.FAST
 
 
 def test_create_stores_an_argon2id_hash_and_verifies(store: Store) -> None:
+    with pytest.raises(NotFound, match="known sites"):
+        mods.create(store, "alice", PASSWORD, sites=["news.example"], hasher=FAST)
+    store.ensure_site("news.example")
     mod = mods.create(store, "alice", PASSWORD, sites=["news.example"], hasher=FAST)
     assert not mod.is_admin and len(mod.site_ids) == 1
     with store.engine.connect() as c:

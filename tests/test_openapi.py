@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from flask import Flask
@@ -110,3 +111,61 @@ def test_documented_limits_are_the_enforced_ones(make_app) -> None:  # type: ign
         == 200
     r = client.post("/api/v1/check", json={"content": "x" * (limit["maxLength"] + 1)})
     assert r.status_code == 400
+
+
+def _documented_check_fields() -> dict[str, str]:
+    """docs/api.md's table of the check request: field -> its type column."""
+    text = (Path(__file__).resolve().parents[1] / "docs" / "api.md").read_text()
+    table = text.split("## `POST /api/v1/check`", 1)[1].split("Answer (200)", 1)[0]
+    out: dict[str, str] = {}
+    for line in table.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 3 and cells[0].startswith("`"):
+            for name in cells[0].replace("`", "").split(","):
+                out[name.strip()] = cells[1]
+    return out
+
+
+def test_docs_and_openapi_agree_on_every_comment_field(client: FlaskClient) -> None:
+    doc = served(client)
+    schemas = doc["components"]["schemas"]
+    props = schemas["Comment"]["properties"]
+    documented = _documented_check_fields()
+    assert set(documented) == set(props)
+    for name, kind in documented.items():
+        schema = schemas[props[name]["$ref"].rsplit("/", 1)[1]]
+        assert "string" in schema["type"] and kind.startswith("string"), name
+        assert ("ISO 8601" in kind) == (schema.get("format") == "date-time"), name
+        feedback = schemas["Feedback"]["properties"].get(name)
+        if feedback is not None and name != "content":
+            assert feedback == props[name], name
+
+
+@pytest.mark.parametrize("path", ["/api/v1/check", "/api/v1/feedback", "/api/v1/check/batch"])
+def test_every_documented_field_type_is_enforced(client: FlaskClient, path: str) -> None:
+    """A wrong type or a malformed time is a 400 that names the field, for every field
+    the document describes; a well-formed time is accepted."""
+    schemas = served(client)["components"]["schemas"]
+    props = schemas["Comment"]["properties"]
+
+    def post(fields: dict[str, object]):  # type: ignore[no-untyped-def]
+        body: dict[str, object] = {"content": "a normal comment about the article", **fields}
+        if path.endswith("feedback"):
+            body["label"] = "ham"
+        if path.endswith("batch"):
+            return client.post(path, json={"comments": [body]}), "comments[0]."
+        return client.post(path, json=body), ""
+
+    for name, ref in props.items():
+        r, where = post({name: 12})
+        assert r.status_code == 400, name
+        assert r.get_json()["error"]["field"] == f"{where}{name}"
+        if schemas[ref["$ref"].rsplit("/", 1)[1]].get("format") == "date-time":
+            for bad in ("yesterday", "2026-11-27", "2026-11-27T14:05:00", "27/11/2026 14:05"):
+                r, where = post({name: bad})
+                assert r.status_code == 400, (name, bad)
+                error = r.get_json()["error"]
+                assert error["field"] == f"{where}{name}" and "ISO 8601" in error["message"]
+            for good in ("2026-11-27T14:05:00Z", "2026-11-27T15:05:00+01:00", "", None):
+                r, _ = post({name: good})
+                assert r.status_code == 200, (name, good, r.get_json())

@@ -169,9 +169,9 @@ def test_readme_walk_from_a_clean_clone(clone: Clone) -> None:
     key = r.stdout.strip().splitlines()[0]
     assert re.fullmatch(r"[a-z0-9]{12}", key), r.stdout
     r = clone.shell(readme_command("commentmod keys list"))
-    assert r.returncode == 0 and "news.example" in r.stdout, r.stdout + r.stderr
+    assert r.returncode == 0 and "news.example.org" in r.stdout, r.stdout + r.stderr
     req = urllib.request.Request(clone.base + "/1.1/verify-key",
-                                 data=f"key={key}&blog=https://news.example".encode())
+                                 data=f"key={key}&blog=https://news.example.org".encode())
     with urllib.request.urlopen(req, timeout=10) as resp:
         assert resp.read() == b"valid"
     analyze = readme_command('curl -X POST "http://127.0.0.1:8000/v1alpha1/comments:analyze')

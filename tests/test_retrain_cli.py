@@ -62,6 +62,17 @@ def test_sites_thresholds(run, sqlite_url: str) -> None:  # type: ignore[no-unty
     assert [e["action"] for e in store.audit_entries()][:2] == ["site.thresholds"] * 2
 
 
+def test_sites_thresholds_after_keys_create_as_the_readme_shows(run) -> None:  # type: ignore[no-untyped-def]
+    assert run("keys", "create", "--site", "https://news.example.org").exit_code == 0
+    for spelling in ("news.example.org", "https://news.example.org/", "www.news.example.org"):
+        r = run("sites", "thresholds", spelling, "--spam", "0.8")
+        assert r.exit_code == 0, r.output
+        assert r.output.startswith('news.example.org: {"unsure": "(model)", "spam": 0.8')
+    r = run("sites", "thresholds", "news.example.com")
+    assert r.exit_code == 2
+    assert "no site 'news.example.com' (known sites: news.example.org)" in r.output
+
+
 def test_shadow_commands(run, model_dir: Path) -> None:  # type: ignore[no-untyped-def]
     version = str(Registry(model_dir).current())
     assert run("models", "shadow").exit_code == 2

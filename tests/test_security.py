@@ -300,7 +300,8 @@ def test_json_errors_are_not_html_even_for_html_clients(client: FlaskClient) -> 
 def human_pages(app: Flask) -> list[tuple[str, str]]:
     return [(m, p) for m, p in probe_paths(app) if not p.startswith(MACHINE_PREFIXES)
             and not p.rstrip("/").endswith(("login", "logout"))
-            and not p.startswith("/static")]
+            and not p.startswith("/static")
+            and p != "/"]  # the front door: only links, nothing stored or private
 
 
 def test_moderator_pages_need_a_login(app: Flask, client: FlaskClient) -> None:

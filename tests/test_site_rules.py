@@ -58,6 +58,10 @@ def test_bad_values_are_refused(kind: str, value: object) -> None:
 
 
 def test_store_add_list_remove(store: Store) -> None:
+    with pytest.raises(NotFound, match="known sites: none yet"):  # never a silent new site
+        add_rule(store, "news.example.com", "block", "phrase", "Buy now", actor="t")
+    store.ensure_site("https://news.example.com/")
+    store.ensure_site("other.example")
     site = add_rule(store, "news.example.com", "block", "phrase", "Buy now", actor="t")
     glob = add_rule(store, None, "allow", "email", "ed@example.org", actor="t")
     other = add_rule(store, "other.example", "block", "ip", "10.0.0.0/8", actor="t")
@@ -178,7 +182,13 @@ def test_block_and_allow_lists_decide_checks_and_are_named(rules_app: Flask) -> 
 
 
 def test_rules_api_round_trip_and_bad_input(rules_app: Flask) -> None:
+    from service.resources import EXTENSION
+
     client = rules_app.test_client()
+    unknown = {"site": "news.example.com", "list": "block", "kind": "domain", "value": "x.example"}
+    r = client.post("/api/v1/rules", json=unknown)
+    assert r.status_code == 404 and "known sites" in r.get_json()["error"]["message"]
+    rules_app.extensions[EXTENSION].store.ensure_site("news.example.com")
     r = client.post(
         "/api/v1/rules",
         json={
@@ -219,6 +229,7 @@ def test_rules_api_with_a_site_key_is_scoped_to_that_site(rules_app: Flask) -> N
 
     store = rules_app.extensions[EXTENSION].store
     key, _ = store.create_key("news.example.com")
+    store.ensure_site("other.example")
     other = add_rule(store, "other.example", "block", "phrase", "hello", actor="t")
     client = rules_app.test_client()
     headers = {"Authorization": f"Bearer {key}"}
@@ -244,9 +255,12 @@ def test_cli_add_list_remove(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("COMMENTMOD_DATA_DIR", str(tmp_path / "var"))
     monkeypatch.setenv("COMMENTMOD_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.sqlite3'}")
     runner = CliRunner()
-    r = runner.invoke(
-        main, ["rules", "add", "--site", "news.example.com", "--block", "--phrase", "Buy NOW"]
-    )
+    add = ["rules", "add", "--site", "news.example.com", "--block", "--phrase", "Buy NOW"]
+    r = runner.invoke(main, add)
+    assert r.exit_code == 2 and "no site 'news.example.com' (known sites: none yet)" in r.output
+    created = runner.invoke(main, ["keys", "create", "--site", "https://news.example.com/"])
+    assert created.exit_code == 0
+    r = runner.invoke(main, add)
     assert r.exit_code == 0, r.output
     assert "rule 1: block phrase 'buy now' for news.example.com" in r.output
     r = runner.invoke(main, ["rules", "add", "--allow", "--ip", "192.0.2.0/24"])

@@ -22,13 +22,19 @@ from service.store.db import Store, engine_for, site_key
         ("news.example/blog/", "news.example/blog"),
         ("http://news.example:8080/x", "news.example:8080/x"),
         ("https://news.example:443", "news.example"),
+        ("news.example.org", "news.example.org"),
+        ("https://news.example.org/", "news.example.org"),
+        ("http://localhost:8000", "localhost:8000"),
+        ("http://127.0.0.1/", "127.0.0.1"),
     ],
 )
 def test_site_key_normalises(url: str, expected: str) -> None:
     assert site_key(url) == expected
 
 
-@pytest.mark.parametrize("bad", ["", "   ", "http://"])
+@pytest.mark.parametrize(
+    "bad", ["", "   ", "http://", "notaurl", "https://notaurl/", "a..b", "-x.example"]
+)
 def test_site_key_refuses_non_urls(bad: str) -> None:
     with pytest.raises(ValidationError):
         site_key(bad)
@@ -42,6 +48,16 @@ def test_ensure_site_is_idempotent(store: Store) -> None:
     assert store.site(a)["url"] == "news.example"
     with pytest.raises(NotFound):
         store.site(a + 100)
+
+
+def test_site_id_takes_every_spelling_and_lists_known_sites(store: Store) -> None:
+    site = store.ensure_site("https://news.example.org")
+    for spelling in ("news.example.org", "https://news.example.org/", "http://WWW.news.example.org"):
+        assert store.site_id(spelling) == site
+    with pytest.raises(NotFound, match=r"no site 'other.example' \(known sites: news.exa"):
+        store.site_id("https://other.example/")
+    with pytest.raises(ValidationError):
+        store.site_id("notaurl")
 
 
 def test_site_settings_merge_and_drop_nulls(store: Store) -> None:

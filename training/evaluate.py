@@ -158,24 +158,41 @@ def lovo_report(
     training side (``tune_threshold``) or is 0.5; the TF-IDF baseline uses 0.5;
     bogofilter uses its own verdict.
     """
-    from training import baselines
-
     rows: dict[str, list[tuple[str, dict[str, Any]]]] = {s: [] for s in systems}
     for group, train, test in group_folds(examples):
-        y = [e.label for e in test]
-        if "commentmod" in rows:
-            t = inner_threshold(train, fit_predict) if tune_threshold else 0.5
-            m = metrics(y, fit_predict(train, test), t)
-            rows["commentmod"].append((group, {**m, "threshold": t}))
-        if "bogofilter" in rows:
-            scores, verdicts = baselines.bogofilter_fit_predict(train, test)
-            rows["bogofilter"].append((group, metrics(y, scores, predicted=verdicts)))
-        if "tfidf-lr" in rows:
-            probs = baselines.tfidf_lr_fit_predict(train, test)
-            rows["tfidf-lr"].append((group, metrics(y, probs)))
+        t = inner_threshold(train, fit_predict) if tune_threshold else 0.5
+        for system, m in compare(train, test, fit_predict, systems, t).items():
+            rows[system].append((group, m))
     for fold_rows in rows.values():
         fold_rows.append(("mean", mean_row([m for _, m in fold_rows])))
     return rows
+
+
+def compare(
+    train: Sequence[Example],
+    test: Sequence[Example],
+    fit_predict: FitPredict,
+    systems: Sequence[str] = SYSTEMS,
+    threshold: float = 0.5,
+) -> dict[str, dict[str, Any]]:
+    """Each system trained on ``train`` and measured on ``test``: commentmod at
+    ``threshold``, the TF-IDF baseline at 0.5, bogofilter by its own verdict."""
+    from training import baselines
+
+    y = [e.label for e in test]
+    out: dict[str, dict[str, Any]] = {}
+    for system in systems:
+        if system == "commentmod":
+            out[system] = {**metrics(y, fit_predict(list(train), list(test)), threshold),
+                           "threshold": threshold}
+        elif system == "bogofilter":
+            scores, verdicts = baselines.bogofilter_fit_predict(train, test)
+            out[system] = metrics(y, scores, predicted=verdicts)
+        elif system == "tfidf-lr":
+            out[system] = metrics(y, baselines.tfidf_lr_fit_predict(train, test))
+        else:
+            raise ValueError(f"unknown system {system!r}; known: {', '.join(SYSTEMS)}")
+    return out
 
 
 def format_report(report: dict[str, list[tuple[str, dict[str, Any]]]]) -> str:

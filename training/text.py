@@ -9,6 +9,7 @@ serving and training read comments the same way.
 
 from __future__ import annotations
 
+import functools
 import html
 import math
 import re
@@ -400,34 +401,125 @@ def _as_comment(item: Comment | str | dict[str, Any]) -> Comment:
     return Comment(**known)
 
 
-def _readable(token: str) -> str:
+def _readable(token: str, hosts: dict[str, str] | None = None) -> str:
     if token == URL_TOKEN:
         return "<link>"
     if token == NUMBER_TOKEN:
         return "<number>"
     if token.startswith(HOST_PREFIX):
+        if hosts and token in hosts:
+            return hosts[token]
         return token.removeprefix(HOST_PREFIX).replace("_", ".")
     return token
 
 
-def describe_feature(name: str) -> tuple[str, str]:
-    """(kind, words a moderator understands) for a feature name of :class:`CommentFeatures`."""
+# Function words a moderator learns nothing from ("the word 'the'"): they may carry
+# weight in the model (and keep it: the probability is unchanged), but they are
+# never shown as a reason, alone or as a phrase made only of them.
+_STOP_WORDS = """a about above after again against all am an and any are aren't as at be because
+    been before being below between both but by can can't cannot could couldn't did didn't
+    do does doesn't doing don't down during each few for from further had hadn't has hasn't
+    have haven't having he he'd he'll he's her here here's hers herself him himself his how
+    how's i i'd i'll i'm i've if in into is isn't it it's its itself let's me more most
+    mustn't my myself no nor not of off on once only or other ought our ours ourselves out
+    over own same shan't she she'd she'll she's should shouldn't so some such than that
+    that's the their theirs them themselves then there there's these they they'd they'll
+    they're they've this those through to too under until up very was wasn't we we'd we'll
+    we're we've were weren't what what's when when's where where's which while who who's
+    whom why why's will with won't would wouldn't you you'd you'll you're you've your yours
+    yourself yourselves s t just also"""
+STOP_WORDS = frozenset(_STOP_WORDS.split())
+
+
+def is_stop_phrase(name: str) -> bool:
+    """Whether the ``word:`` feature ``name`` is made only of stop words."""
+    kind, _, value = name.partition(":")
+    return kind == "word" and bool(value) and all(w in STOP_WORDS for w in value.split(" "))
+
+
+@functools.lru_cache(maxsize=256)
+def written_hosts(content: str) -> dict[str, str]:
+    """Host token (``xurl_cash_now_biz``) -> the host as the comment wrote it
+    (``www.cash-now.biz``), so a reason names the domain a reader saw."""
+    text = normalise_text(content)
+    if _MAYBE_URL.search(text) is None:
+        return {}
+    out: dict[str, str] = {}
+    for raw in URL_RE.findall(text):
+        host = url_host(raw)
+        if not host:
+            continue
+        written = re.sub(r"^(?:(?:https?|ftp)://)?", "", raw.lower().replace(" ", ""))
+        written = written.split("/")[0].split("?")[0].split("#")[0].split(":")[0].strip(".")
+        out.setdefault(HOST_PREFIX + re.sub(r"\W", "_", host), written)
+    return out
+
+
+_RUN = re.compile(r"(.)\1{3,}")
+
+
+def _plain_text(content: str) -> str:
+    text = unicodedata.normalize("NFKC", strip_markup(content)).translate(_ZERO_WIDTH)
+    return URL_RE.sub(" ", text) if _MAYBE_URL.search(text) is not None else text
+
+
+def describe_signal(name: str, comment: Comment) -> str:
+    """A signal in words true of this comment: a count is "many" only when it is
+    (one "!" is "an exclamation mark", the digits of "2026" are "a number")."""
+    signal = SIGNALS[SIGNAL_INDEX[name]]
+    content = comment.content
+    if name == "exclaim":
+        n = content.count("!") if "!" in content else 0
+        if n >= 5:
+            return signal.description
+        return "an exclamation mark" if n <= 1 else f"{n} exclamation marks"
+    if name == "digits":
+        n = len(_DIGIT.findall(_plain_text(content)))
+        return signal.description if n >= 10 else "a number"
+    if name == "link_count":
+        return f"{len(url_domains(content))} links"
+    if name == "repeat":
+        runs = [len(m.group(0)) for m in _RUN.finditer(content)]
+        longest = max(runs, default=4)
+        return f"a character repeated {longest} times in a row"
+    if name == "caps":
+        letters = [c for c in content if c.isalpha()]
+        share = sum(map(str.isupper, letters)) / max(len(letters), 1)
+        return signal.description if share >= 0.5 else f"{share:.0%} of the letters in capitals"
+    if name == "non_latin":
+        letters = [c for c in content if c.isalpha()]
+        share = sum(1 for c in letters if not ("a" <= c.lower() <= "z")) / max(len(letters), 1)
+        return signal.description if share >= 0.5 else f"{share:.0%} of the letters non-Latin"
+    if name == "flood" and comment.flood_count > 1:
+        return f"the same text was posted {comment.flood_count} times recently"
+    return signal.description
+
+
+def describe_feature(name: str, comment: Comment | None = None) -> tuple[str, str]:
+    """(kind, words a moderator understands) for a feature name of :class:`CommentFeatures`.
+
+    With the ``comment`` the words are true of it: hosts as written, counts as
+    they are. Without it, the generic words of the feature.
+    """
     kind, _, value = name.partition(":")
     if kind == "word":
         if value == URL_TOKEN:
             return "feature", "contains a link"  # merges with the has_link signal
         if value == NUMBER_TOKEN:
-            return "token", "a number"
+            return "token", "a number"  # merges with a few digits, see describe_signal
+        hosts = written_hosts(comment.content) if comment and HOST_PREFIX in value else None
         if " " not in value:  # one token, and no placeholder but a link's host
             if value.startswith(HOST_PREFIX):
-                return "feature", f"a link to {_readable(value)}"
+                return "feature", f"a link to {_readable(value, hosts)}"
             return "token", f"the word '{value}'"
-        return "token", f"the phrase '{' '.join(map(_readable, value.split(' ')))}'"
+        words = " ".join(_readable(w, hosts) for w in value.split(" "))
+        return "token", f"the phrase '{words}'"
     if kind == "char":
         return "token", f"the letters '{value.strip()}'"
     if kind == "signal":
-        signal = SIGNALS[SIGNAL_INDEX[value]]
-        return "feature", signal.description
+        if comment is not None:
+            return "feature", describe_signal(value, comment)
+        return "feature", SIGNALS[SIGNAL_INDEX[value]].description
     return kind, value
 
 
@@ -499,17 +591,23 @@ def merge_contributions(
     return merged
 
 
-def top_reasons(contributions: dict[str, float], k: int) -> list[tuple[str, str, float]]:
+def top_reasons(
+    contributions: dict[str, float], k: int, comment: Comment | None = None
+) -> list[tuple[str, str, float]]:
     """The ``k`` biggest contributions as (kind, description, value), largest first.
 
     Tiny pushes (under 0.05 in log-odds) are no reason; two features with the
-    same description (the word and its link token) are merged.
+    same description (the word and its link token) are merged; stop words are
+    never a reason. With ``comment``, descriptions are true of it (see
+    :func:`describe_feature`).
     """
     # Every feature is described, even the smallest: features sharing a
     # description are summed, and only the sum says whether it is a reason.
     merged: dict[str, tuple[str, float]] = {}
     for name, value in contributions.items():
-        kind, words = describe_feature(name)
+        if is_stop_phrase(name):
+            continue
+        kind, words = describe_feature(name, comment)
         old = merged.get(words)
         merged[words] = (kind, value + (old[1] if old else 0.0))
     # Ranked by size, so dropping the tiny ones first leaves the same top k.

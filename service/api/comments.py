@@ -1,12 +1,14 @@
 """Turning request bodies into :class:`~training.features.Comment` records.
 
 The JSON API's rules, documented in docs/api.md: ``content`` is a required,
-non-blank string; every other known field is a string or null; unknown fields
-are ignored; over-long fields are refused with the field named.
+non-blank string; every other known field is a string or null (the two times:
+ISO 8601 with a time zone); unknown fields are ignored; over-long or malformed
+fields are refused with the field named.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -23,6 +25,24 @@ from service.errors import (
 from training.text import COMMENT_FIELDS, Comment
 
 STRING_FIELDS = tuple(f for f in COMMENT_FIELDS if f != "content")
+# Documented as ISO 8601 with a time zone ("format": "date-time" in openapi.json).
+TIME_FIELDS = ("created_at", "article_published_at")
+
+
+def check_time(name: str, value: str, where: str = "") -> None:
+    """A 400 naming the field unless ``value`` is blank or ISO 8601 with a time zone."""
+    if not value.strip():
+        return
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        parsed = None
+    if parsed is None or parsed.tzinfo is None:
+        raise ValidationError(
+            f"'{name}' must be an ISO 8601 time with a time zone, "
+            f"e.g. 2026-11-27T14:05:00Z, got {value[:40]!r}",
+            field=f"{where}{name}",
+        )
 
 
 def json_body(request: Request, settings: Settings) -> Any:
@@ -81,6 +101,8 @@ def parse_comment(obj: Any, settings: Settings, where: str = "") -> Comment:
                 f"'{name}' is {len(value)} characters; the limit is {settings.max_field_chars}",
                 field=f"{where}{name}",
             )
+        if name in TIME_FIELDS:
+            check_time(name, value, where)
         values[name] = value
     return Comment(content=content, **values)
 

@@ -36,6 +36,7 @@ def _limited(max_content_chars: int, max_field_chars: int, batch_max: int) -> by
     schemas = doc["components"]["schemas"]
     schemas["Content"]["maxLength"] = max_content_chars
     schemas["OptionalField"]["maxLength"] = max_field_chars
+    schemas["Timestamp"]["maxLength"] = max_field_chars
     schemas["Batch"]["properties"]["comments"]["maxItems"] = batch_max
     return json.dumps(doc, ensure_ascii=False, indent=1).encode()
 

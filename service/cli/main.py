@@ -241,7 +241,7 @@ def train(
     "systems",
     multiple=True,
     type=click.Choice(["commentmod", "bogofilter", "tfidf-lr"]),
-    help="lovo: systems to compare (default: all three, same folds)",
+    help="systems to compare (default: all three, on the same split or folds)",
 )
 @click.option(
     "--fixed-threshold",
@@ -270,8 +270,9 @@ def evaluate(
     as_json: bool,
 ) -> None:
     """Print the metrics table for a dataset and split."""
+    from training.baselines import BaselineError
     from training.datasets import DatasetError, deduplicate, holdout_split, shipped_youtube
-    from training.evaluate import SYSTEMS, format_report, format_table, lovo_report, metrics
+    from training.evaluate import SYSTEMS, compare, format_report, format_table, lovo_report
     from training.train import fit_predict, load_examples
 
     if protocol in {"loco", "per-corpus", "dayone"}:
@@ -294,12 +295,15 @@ def evaluate(
         return
     unique, _ = deduplicate(examples)
     train_set, test_set = holdout_split(unique)
-    probs = fit_predict(train_set, test_set)
-    rows = [("held-out", metrics([e.label for e in test_set], probs))]
+    try:
+        results = compare(train_set, test_set, fit_predict, systems or SYSTEMS)
+    except BaselineError as exc:
+        raise click.ClickException(f"{exc}; or leave it out with --system") from exc
     if as_json:
-        click.echo(json.dumps({label: m for label, m in rows}, indent=2))
+        click.echo(json.dumps(results, indent=2))
     else:
-        click.echo(format_table(rows))
+        click.echo(f"held-out split: trained on {len(train_set)}, tested on {len(test_set)}")
+        click.echo(format_table(list(results.items())))
 
 
 def _evaluate_corpora(

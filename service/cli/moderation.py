@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from service.cli.context import Context
+from service.errors import ValidationError
 from service.moderation import moderators as mods
 from service.store import labels as label_io
 from service.store import retention
@@ -35,8 +36,15 @@ def moderators() -> None:
 @click.option("--site", "sites", multiple=True, help="site URL this moderator handles (repeat)")
 @click.option("--password-stdin", is_flag=True, help="read the password from the first stdin line")
 def moderators_create(name: str, admin: bool, sites: tuple[str, ...], password_stdin: bool) -> None:
-    """Create an account; the password is prompted for (or read from stdin)."""
+    """Create an account for --site URL (repeat) or --admin; the password is prompted for."""
     mods.check_name(name)
+    if not admin and not sites:
+        raise ValidationError(
+            f"moderator {name!r} would see nothing: give --site URL (repeat for more) or --admin",
+            field="site",
+        )
+    for site in sites:  # before the password prompt, not after it
+        _obj().store.site_id(site)
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:

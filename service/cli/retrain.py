@@ -15,9 +15,7 @@ from typing import Any
 
 import click
 
-from service.errors import NotFound
 from service.registry import notify as model_notify
-from service.store.db import site_key
 from service.store.site_settings import THRESHOLD_NAMES, merged_thresholds, validate_thresholds
 
 
@@ -159,11 +157,8 @@ def register(main: click.Group, models: click.Group, pass_ctx: Any) -> None:
     @pass_ctx
     def sites_thresholds(obj: Any, url: str, reset: bool, **given: float | None) -> None:
         """Show or set the unsure/spam/discard thresholds of the site at URL."""
-        wanted = site_key(url)
-        found = [s for s in obj.store.sites() if s["url"] == wanted]
-        if not found:
-            raise NotFound(f"no site {wanted!r}; create a key for it first")
-        site = found[0]
+        site = obj.store.site(obj.store.site_id(url))
+        wanted = site["url"]
         current = dict((site["settings"] or {}).get("thresholds") or {})
         changes = validate_thresholds({k: v for k, v in given.items() if v is not None})
         if reset or changes:

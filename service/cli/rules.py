@@ -8,7 +8,7 @@ import click
 
 from service.config import load_settings
 from service.scoring.site_rules import add_rule, list_rules, remove_rule
-from service.store.db import Store
+from service.store.db import Store, site_key
 
 # Not service.cli.main's Context: that module imports this one to register the group.
 
@@ -51,7 +51,8 @@ def rules_add(
         raise click.UsageError("give exactly one of --email, --domain, --ip, --phrase")
     [(kind, value)] = given.items()
     rule = add_rule(open_store(), site, list_name, kind, value, actor="cli")
-    click.echo(f"rule {rule['id']}: {list_name} {kind} {rule['value']!r} for {site or 'all sites'}")
+    where = site_key(site) if site else "all sites"
+    click.echo(f"rule {rule['id']}: {list_name} {kind} {rule['value']!r} for {where}")
 
 
 @rules.command("list")

@@ -17,7 +17,7 @@ from flask import Blueprint, Response, request
 
 from service.api.check import json_response
 from service.api.comments import json_body
-from service.errors import AuthenticationError, ValidationError
+from service.errors import AuthenticationError, NotFound, ValidationError
 from service.moderation import login_throttle, moderators
 from service.moderation.moderators import Moderator
 from service.moderation.queue import (
@@ -27,6 +27,7 @@ from service.moderation.queue import (
     label_comments,
     queue,
     stats,
+    visible_sites,
 )
 from service.resources import Resources, resources
 
@@ -53,6 +54,7 @@ PUBLIC_COLUMNS = (
     "label",
     "label_actor",
     "toxicity_label",
+    "copies",
 )
 
 
@@ -109,11 +111,29 @@ def _public(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _site_arg(res: Resources, mod: Moderator) -> dict[str, str]:
+    """The query string with ``site`` as an id: a site may be given by id, URL or host
+    (``news.example.org``, ``https://www.news.example.org/``), like everywhere else.
+    An unknown or unseen site lists only the moderator's own sites."""
+    args = request.args.to_dict()
+    site = args.get("site", "").strip()
+    if site and not site.isdigit():
+        try:
+            site_id = res.store.site_id(site)
+        except NotFound:
+            site_id = None
+        if site_id is None or not mod.can_see(site_id):
+            yours = ", ".join(s["url"] for s in visible_sites(res, mod)) or "none"
+            raise NotFound(f"no site {site[:100]!r} among yours ({yours})")
+        args["site"] = str(site_id)
+    return args
+
+
 @bp.get("/queue")
 def get_queue() -> Response:
     res = resources()
     mod = _authenticate(res)
-    flt = QueueFilter.from_args(request.args)
+    flt = QueueFilter.from_args(_site_arg(res, mod))
     rows, total = queue(res, mod, flt)
     return json_response(
         {
@@ -171,4 +191,8 @@ def label_bulk() -> Response:
 def get_stats() -> Response:
     res = resources()
     mod = _authenticate(res)
-    return json_response({"sites": stats(res, mod)})
+    rows = stats(res, mod)
+    site = _site_arg(res, mod).get("site")
+    if site:
+        rows = [r for r in rows if str(r["site_id"]) == site]
+    return json_response({"sites": rows})

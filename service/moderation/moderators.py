@@ -89,7 +89,7 @@ def check_password(password: str) -> str:
 
 
 def _site_ids(c: Connection, store: Store, urls: Iterable[str]) -> list[int]:
-    return [store.ensure_site(url, c) for url in urls]
+    return [store.site_id(url, c) for url in urls]
 
 
 def create(
@@ -272,11 +272,11 @@ def assign(
         for site_id in set(added) - mod.site_ids:
             c.execute(insert(t.moderator_sites).values(moderator_id=mod.id, site_id=site_id))
         if removed:
-            gone = c.execute(select(t.sites.c.id).where(t.sites.c.url.in_(removed))).scalars()
+            gone = _site_ids(c, store, removed)
             c.execute(
                 delete(t.moderator_sites).where(
                     t.moderator_sites.c.moderator_id == mod.id,
-                    t.moderator_sites.c.site_id.in_(list(gone)),
+                    t.moderator_sites.c.site_id.in_(gone),
                 )
             )
         if admin is not None:

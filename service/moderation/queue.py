@@ -123,20 +123,21 @@ def _visible(mod: Moderator) -> ColumnElement[bool]:
 def queue(
     res: Resources, mod: Moderator, flt: QueueFilter, threshold: float | None = None
 ) -> tuple[list[dict[str, Any]], int]:
-    """One page of the queue and the number of comments matching the filter."""
+    """One page of the queue and the number of entries matching the filter.
+
+    An entry is one text on one site: every comment with the same normalised
+    text (``content_hash``) is grouped, so 11 copies of a spam text are one
+    entry with ``copies`` 11, and a comment checked for spam and for toxicity
+    (two requests, two rows) is one entry with both scores. The entry shows its
+    newest spam-scored copy (``toxicity`` from its newest toxicity-scored one);
+    labelling it labels every copy (:func:`label_comments`).
+    """
     if flt.site_id is not None and not mod.can_see(flt.site_id):
         raise PermissionDenied("that site is not assigned to you")
     limit = spam_threshold(res) if threshold is None else threshold
-    spam, tox = _latest("spam"), _latest("toxicity")
-    spam_label, tox_label = t.labels.alias("spam_label"), t.labels.alias("tox_label")
-    joined = (
-        t.comments.outerjoin(spam, spam.c.comment_id == t.comments.c.id)
-        .outerjoin(spam_label, spam_label.c.id == spam.c.label_id)
-        .outerjoin(tox, tox.c.comment_id == t.comments.c.id)
-        .outerjoin(tox_label, tox_label.c.id == tox.c.label_id)
-        .outerjoin(t.sites, t.sites.c.id == t.comments.c.site_id)
-    )
-    conds: list[ColumnElement[bool]] = [_visible(mod), t.comments.c.is_test.is_(False)]
+    spam = _latest("spam")
+    joined = t.comments.outerjoin(spam, spam.c.comment_id == t.comments.c.id)
+    conds = _entry_conditions(mod)
     if flt.site_id is not None:
         conds.append(t.comments.c.site_id == flt.site_id)
     if flt.verdict:
@@ -156,34 +157,87 @@ def queue(
             | t.comments.c.author.ilike(pattern, escape="\\")
             | t.comments.c.author_email.ilike(pattern, escape="\\")
         )
-    where = and_(*conds)
-    order = (
-        case((t.comments.c.verdict == "unsure", 0), else_=1),
-        func.abs(func.coalesce(t.comments.c.spam_probability, limit) - limit),
-        t.comments.c.id.desc(),
+    c = t.comments.c
+    groups = (
+        select(
+            func.coalesce(
+                func.max(case((c.verdict.is_not(None), c.id))), func.max(c.id)
+            ).label("shown_id"),
+            func.count().label("copies"),
+        )
+        .select_from(joined)
+        .where(and_(*conds))
+        .group_by(c.site_id, c.content_hash)
+        .subquery("groups")
+    )
+    shown = t.comments.alias("shown")
+    shown_spam, shown_tox = _latest("spam"), _latest("toxicity")
+    spam_label, tox_label = t.labels.alias("spam_label"), t.labels.alias("tox_label")
+    page_from = (
+        groups.join(shown, shown.c.id == groups.c.shown_id)
+        .outerjoin(shown_spam, shown_spam.c.comment_id == shown.c.id)
+        .outerjoin(spam_label, spam_label.c.id == shown_spam.c.label_id)
+        .outerjoin(shown_tox, shown_tox.c.comment_id == shown.c.id)
+        .outerjoin(tox_label, tox_label.c.id == shown_tox.c.label_id)
+        .outerjoin(t.sites, t.sites.c.id == shown.c.site_id)
     )
     rows_q = (
         select(
-            t.comments,
+            shown,
+            groups.c.copies,
             t.sites.c.url.label("site_url"),
             spam_label.c.label.label("label"),
             spam_label.c.actor.label("label_actor"),
             spam_label.c.source.label("label_source"),
             tox_label.c.label.label("toxicity_label"),
         )
-        .select_from(joined)
-        .where(where)
-        .order_by(*order)
+        .select_from(page_from)
+        .order_by(
+            case((shown.c.verdict == "unsure", 0), else_=1),
+            func.abs(func.coalesce(shown.c.spam_probability, limit) - limit),
+            shown.c.id.desc(),
+        )
         .limit(flt.limit)
         .offset(flt.offset)
     )
-    count_q = select(func.count()).select_from(joined).where(where)
+    count_q = select(func.count()).select_from(groups)
 
-    def run(c: Connection) -> tuple[list[dict[str, Any]], int]:
-        rows = [dict(r._mapping) for r in c.execute(rows_q)]
-        return rows, int(c.execute(count_q).scalar_one())
+    def run(conn: Connection) -> tuple[list[dict[str, Any]], int]:
+        rows = [dict(r._mapping) for r in conn.execute(rows_q)]
+        _add_toxicity_of_copies(conn, mod, rows)
+        return rows, int(conn.execute(count_q).scalar_one())
 
     return res.store.read(run)
+
+
+def _entry_conditions(mod: Moderator) -> list[ColumnElement[bool]]:
+    return [_visible(mod), t.comments.c.is_test.is_(False)]
+
+
+def _add_toxicity_of_copies(conn: Connection, mod: Moderator, rows: list[dict[str, Any]]) -> None:
+    """Give an entry whose shown copy has no toxicity scores those of its newest copy
+    that has them (the same text sent to the Perspective endpoint)."""
+    wanted = [r for r in rows if not _has_scores(r.get("toxicity"))]
+    if not wanted:
+        return
+    hashes = sorted({r["content_hash"] for r in wanted})
+    found = conn.execute(
+        select(t.comments.c.site_id, t.comments.c.content_hash, t.comments.c.toxicity)
+        .where(and_(*_entry_conditions(mod)), t.comments.c.content_hash.in_(hashes))
+        .order_by(t.comments.c.id.desc())
+    )
+    newest: dict[tuple[int | None, str], Any] = {}
+    for site_id, digest, toxicity in found:
+        if _has_scores(toxicity):
+            newest.setdefault((site_id, digest), toxicity)
+    for r in wanted:
+        toxicity = newest.get((r["site_id"], r["content_hash"]))
+        if toxicity is not None:
+            r["toxicity"] = toxicity
+
+
+def _has_scores(raw: Any) -> bool:
+    return isinstance(raw, dict) and bool(raw.get("scores"))
 
 
 def _midnight(day: date) -> datetime:
@@ -236,6 +290,7 @@ class Labelled:
     label: str
     task: str
     actor: str
+    copies: list[int] = field(default_factory=list)  # comment ids of the same text, labelled too
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -245,18 +300,44 @@ class Labelled:
             "task": self.task,
             "label_id": self.label_id,
             "actor": self.actor,
+            "copies": len(self.copies),
         }
 
 
+def _unlabelled_copies(
+    conn: Connection, comment_id: int, site_id: int | None, digest: str, task: str
+) -> list[int]:
+    """Other comments of the same site with the same text and no ``task`` label yet."""
+    labelled = select(t.labels.c.comment_id).where(t.labels.c.task == task)
+    same_site = (
+        t.comments.c.site_id.is_(None) if site_id is None else t.comments.c.site_id == site_id
+    )
+    return list(
+        conn.execute(
+            select(t.comments.c.id)
+            .where(
+                same_site,
+                t.comments.c.content_hash == digest,
+                t.comments.c.id != comment_id,
+                t.comments.c.is_test.is_(False),
+                t.comments.c.id.not_in(labelled),
+            )
+            .order_by(t.comments.c.id)
+        ).scalars()
+    )
+
+
 def label_comments(
-    res: Resources, mod: Moderator, wanted: Sequence[LabelRequest]
+    res: Resources, mod: Moderator, wanted: Sequence[LabelRequest], *, copies: bool = True
 ) -> list[Labelled]:
     """Record labels for several comments in one transaction: all or none.
 
     Every guid must exist and belong to a site the moderator sees; each label
     is appended to the history (source "moderator", actor = the moderator's
-    name) and audited. The feedback listeners (the verdict cache) are told after
-    the commit.
+    name) and audited. With ``copies`` (the queue's one action per text) the
+    comments of the same site with the same text and no label for that task
+    get the same label. The feedback listeners (the verdict cache) are told
+    after the commit.
     """
     if not wanted:
         raise ValidationError("no comments given", field="guids")
@@ -268,9 +349,12 @@ def label_comments(
         found = {
             r.guid: r
             for r in c.execute(
-                select(t.comments.c.id, t.comments.c.guid, t.comments.c.site_id).where(
-                    t.comments.c.guid.in_(guids)
-                )
+                select(
+                    t.comments.c.id,
+                    t.comments.c.guid,
+                    t.comments.c.site_id,
+                    t.comments.c.content_hash,
+                ).where(t.comments.c.guid.in_(guids))
             )
         }
         for guid in guids:
@@ -278,29 +362,41 @@ def label_comments(
             if row is None or not mod.can_see(row.site_id):
                 # The same answer for "absent" and "not yours": guids are not enumerable.
                 raise NotFound(f"no comment {guid} in your sites")
+        given = {(found[w.guid].id, w.task) for w in wanted}
         for w in wanted:
             row = found[w.guid]
-            label_id = res.store.add_label(
-                row.id,
-                w.label,
-                source="moderator",
-                actor=mod.name,
-                task=w.task,
-                attribute=w.attribute,
-                conn=c,
+
+            def add(comment_id: int, w: LabelRequest = w) -> int:
+                return res.store.add_label(
+                    comment_id, w.label, source="moderator", actor=mod.name,
+                    task=w.task, attribute=w.attribute, conn=c,
+                )
+
+            label_id = add(row.id)
+            same = (
+                _unlabelled_copies(c, row.id, row.site_id, row.content_hash, w.task)
+                if copies
+                else []
             )
-            done.append(Labelled(w.guid, row.id, label_id, w.label, w.task, mod.name))
+            same = [i for i in same if (i, w.task) not in given]
+            for copy_id in same:
+                add(copy_id)
+            done.append(Labelled(w.guid, row.id, label_id, w.label, w.task, mod.name, same))
         action = "label" if len(wanted) == 1 else "label.bulk"
         res.store._audit(
             c,
             mod.audit_actor,
             action,
             wanted[0].guid if len(wanted) == 1 else f"{len(wanted)} comments",
-            {"labels": [[w.guid, w.task, w.label] for w in wanted][:MAX_BULK]},
+            {
+                "labels": [[w.guid, w.task, w.label] for w in wanted][:MAX_BULK],
+                "copies": sum(len(d.copies) for d in done),
+            },
         )
     for item in done:
-        for listener in res.on_feedback:
-            listener(item.comment_id, None)
+        for comment_id in (item.comment_id, *item.copies):
+            for listener in res.on_feedback:
+                listener(comment_id, None)
     return done
 
 

@@ -160,7 +160,7 @@ class Scorer:
         if not explain:
             return sigmoid(lean.margin(comment)), []
         margin, contributions = lean.explain(comment)  # char n-grams already in their words
-        return sigmoid(margin), self._top(contributions, explain)
+        return sigmoid(margin), self._top(contributions, explain, comment)
 
     def _row_reasons(self, comment: Comment, row: Any, k: int) -> list[Reason]:
         contributions = {}
@@ -168,22 +168,24 @@ class Scorer:
             name = str(self._name(int(j)))
             if not name.startswith("hashed:"):  # a hashed n-gram has no words to show
                 contributions[name] = float(v * self._coef[j])
-        return self._reasons(model_text(comment.content), contributions, k)
+        return self._reasons(comment, model_text(comment.content), contributions, k)
 
-    def _reasons(self, text: str, contributions: dict[str, float], k: int) -> list[Reason]:
+    def _reasons(
+        self, comment: Comment, text: str, contributions: dict[str, float], k: int
+    ) -> list[Reason]:
         char = getattr(self._features, "char_", None)
         merged = merge_contributions(
             text,
             contributions,
             (char.ngram_range[0], char.ngram_range[1]) if char is not None else None,
         )
-        return self._top(merged, k)
+        return self._top(merged, k, comment)
 
     @staticmethod
-    def _top(contributions: dict[str, float], k: int) -> list[Reason]:
+    def _top(contributions: dict[str, float], k: int, comment: Comment) -> list[Reason]:
         return [
             Reason(kind, words, "spam" if value > 0 else "ham", value)
-            for kind, words, value in top_reasons(contributions, k)
+            for kind, words, value in top_reasons(contributions, k, comment)
         ]
 
 

@@ -97,7 +97,7 @@ def add_rule(
 
     def write() -> dict[str, Any]:
         with store.transaction() as c:
-            site_id = store.ensure_site(site_url, c) if site_url else None
+            site_id = store.site_id(site_url, c) if site_url else None
             scope = (
                 t.site_rules.c.site_id.is_(None)
                 if site_id is None
@@ -126,11 +126,6 @@ def add_rule(
     return ensure_unique(write, duplicate)
 
 
-def _site_id(c: Connection, site_url: str) -> int | None:
-    found = c.execute(select(t.sites.c.id).where(t.sites.c.url == site_key(site_url))).scalar()
-    return int(found) if found is not None else None
-
-
 def list_rules(
     store: Store, site_url: str | None = None, *, with_global: bool = True
 ) -> list[dict[str, Any]]:
@@ -153,7 +148,7 @@ def list_rules(
             t.site_rules.c.created_at,
         ).outerjoin(t.sites, t.sites.c.id == t.site_rules.c.site_id)
         if site_url:
-            site_id = _site_id(c, site_url)
+            site_id = store.site_id(site_url, c)
             own = t.site_rules.c.site_id == site_id
             query = query.where(or_(t.site_rules.c.site_id.is_(None), own) if with_global else own)
         rows = c.execute(query.order_by(t.site_rules.c.id))
@@ -167,7 +162,7 @@ def remove_rule(store: Store, rule_id: int, actor: str, site_url: str | None = N
     with store.transaction() as c:
         query = delete(t.site_rules).where(t.site_rules.c.id == rule_id)
         if site_url:
-            query = query.where(t.site_rules.c.site_id == _site_id(c, site_url))
+            query = query.where(t.site_rules.c.site_id == store.site_id(site_url, c))
         if c.execute(query).rowcount == 0:
             raise NotFound(f"no rule {rule_id}" + (f" for site {site_url}" if site_url else ""))
         store._audit(c, actor, "rule.remove", site_url or "*", {"id": rule_id})

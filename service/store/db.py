@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
+import re
 import secrets
 import uuid
 from collections.abc import Callable, Iterator
@@ -63,8 +65,29 @@ def value_hash(value: str) -> str:
     return hashlib.sha256(value.strip().lower().encode()).hexdigest()
 
 
+_HOST_LABEL = re.compile(r"^(?!-)[\w-]{1,63}(?<!-)$")
+
+
+def _plausible_host(host: str) -> bool:
+    """A dotted host name, ``localhost`` or an IP address: what a site can be reached at."""
+    if host == "localhost":
+        return True
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        pass
+    labels = host.split(".")
+    return len(labels) >= 2 and all(_HOST_LABEL.match(label) for label in labels)
+
+
 def site_key(url: str) -> str:
-    """A site URL in the form keys are bound to: host (lower case) and path, no scheme."""
+    """The one spelling of a site: host (lower case, no ``www.``), port and path, no scheme.
+
+    Every place that takes a site (keys, thresholds, rules, moderators, the
+    Akismet ``blog``) goes through here, so ``news.example.org`` and
+    ``https://www.news.example.org/`` name the same site.
+    """
     raw = url.strip()
     if not raw:
         raise ValidationError("a site URL is required", field="blog")
@@ -72,6 +95,11 @@ def site_key(url: str) -> str:
     if not parts.hostname:
         raise ValidationError(f"{url!r} is not a site URL", field="blog")
     host = parts.hostname.lower().removeprefix("www.")
+    if not _plausible_host(host):
+        raise ValidationError(
+            f"{url!r} is not a site URL: give its host name, e.g. https://news.example.org",
+            field="blog",
+        )
     try:
         port_number = parts.port
     except ValueError as exc:  # "host:xyz" or a port over 65535
@@ -245,6 +273,27 @@ class Store:
         except IntegrityError:  # created concurrently: read it back
             with self.transaction() as c:
                 return run(c)
+
+    def site_id(self, url: str, conn: Connection | None = None) -> int:
+        """The id of an existing site, in any spelling ``site_key`` accepts.
+
+        An unknown site is a NotFound that lists the known ones, so a typo is
+        never silently a new, empty site.
+        """
+        key = site_key(url)
+
+        def run(c: Connection) -> int:
+            found = c.execute(select(t.sites.c.id).where(t.sites.c.url == key)).scalar()
+            if found is not None:
+                return int(found)
+            known = list(c.execute(select(t.sites.c.url).order_by(t.sites.c.url)).scalars())
+            listed = ", ".join(known) if known else "none yet"
+            raise NotFound(
+                f"no site {key!r} (known sites: {listed}); "
+                "a site is created with: commentmod keys create --site URL"
+            )
+
+        return run(conn) if conn is not None else self.read(run)
 
     def sites(self) -> list[dict[str, Any]]:
         return self.read(

@@ -50,7 +50,8 @@
         var b = document.createElement("b");
         b.textContent = data.label;
         status.appendChild(b);
-        status.appendChild(document.createTextNode(" by " + data.actor));
+        status.appendChild(document.createTextNode(" by " + data.actor +
+          (data.copies ? " with its " + data.copies + " other copies" : "")));
         var idx = items.indexOf(item);
         if (idx === current) focus(nextPending(idx));
       } else {
