@@ -153,12 +153,11 @@ def journal_ab(args: argparse.Namespace, workdir: Path, token: str) -> list[tupl
 def print_ab(ab: list[tuple[str, list[float], list[float]]]) -> None:
     base = sum(ab[0][1]) / len(ab[0][1])
     print(f"\nmiss path, journal A/B ({len(ab[0][1])} alternating rounds, one worker each)")
-    print(f"{'variant':22} {'req/s':>7} {'CPU us/req':>10} {'rounds':>24} {'vs off':>7}")
+    print(f"{'variant':22} {'req/s':>7} {'CPU us/req':>10} {'vs off':>7}  rounds (us/req)")
     for name, cpu, rps in ab:
         mean = sum(cpu) / len(cpu)
         rounds = " ".join(f"{c:.0f}" for c in cpu)
-        print(f"{name:22} {sum(rps) / len(rps):7.0f} {mean:10.0f} {rounds:>24} "
-              f"{mean / base:7.3f}")
+        print(f"{name:22} {sum(rps) / len(rps):7.0f} {mean:10.0f} {mean / base:7.3f}  {rounds}")
 
 
 if __name__ == "__main__":
