@@ -41,7 +41,7 @@ def submit_rows(store: Any, tmp: Path, record: Callable[[int], Any], n: int) -> 
     """What handing one check to the write-behind costs the request thread, with the
     journal off (before issue 21), on, and on with fsync: CPU of this thread only
     (``time.thread_time``), so the writer thread's batches are not counted here."""
-    from service.writebehind import WriteBehind
+    from service.store.writebehind import WriteBehind
 
     variants = [("no journal", None, False), ("journaled", tmp / "j1", False),
                 ("journaled + fsync", tmp / "j2", True)]

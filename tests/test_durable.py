@@ -20,9 +20,9 @@ import pytest
 from procs import Server, post_json, start_server, wait_until
 from sqlalchemy import select
 
-from service import migrate, schema
-from service.store import Store, engine_for
-from service.writebehind import JOURNAL_DIR
+from service.store import migrate, schema
+from service.store.db import Store, engine_for
+from service.store.writebehind import JOURNAL_DIR
 
 pytestmark = pytest.mark.slow
 

@@ -228,3 +228,42 @@ def test_the_next_start_replays_what_dead_workers_left(
 
     assert sorted(guids(app.extensions[EXTENSION].store)) == sorted(sent)
     assert [p for p in root.iterdir() if p.is_dir()] == []
+
+
+def test_journal_commands_show_replay_and_retry(tmp_path: Path, sqlite_url: str) -> None:
+    """``commentmod journal status|replay|retry-dead-letters``, as an operator runs them."""
+    from click.testing import CliRunner
+
+    from service.cli.main import main
+
+    env = {"COMMENTMOD_DATA_DIR": str(tmp_path / "var"), "COMMENTMOD_DATABASE_URL": sqlite_url,
+           "COMMENTMOD_LOG_LEVEL": "ERROR"}
+    root = tmp_path / "var" / "journal"
+    sent = dead_process_journal(root, 5, sqlite_url)
+
+    def run(*args: str) -> tuple[int, str]:
+        out = CliRunner().invoke(main, ["journal", *args], env=env, catch_exceptions=False)
+        return out.exit_code, out.output
+
+    code, out = run("status")
+    status = orjson.loads(out)
+    assert code == 0 and status["dead_letters"] == 0
+    assert [(j["live"], j["records"]) for j in status["journals"]] == [(False, 5)]
+    assert run("replay") == (0, "replayed 5 checks\n")
+    assert run("replay") == (0, "replayed 0 checks\n")
+    store = Store(engine_for(sqlite_url))
+    assert sorted(guids(store)) == sorted(sent)
+
+    # A row refused for a site that does not exist yet; once it does, the retry stores it.
+    orphan = record(7, site_id=1)
+    writer = WriteBehind(store, interval_seconds=SLOW, journal_root=root)
+    writer.submit([orphan])
+    writer.stop()
+    assert orjson.loads(run("status")[1])["dead_letters"] == 1
+    assert run("retry-dead-letters") == (1, "stored 0, still refused 1\n")
+    store.ensure_site("https://late.example")
+    assert run("retry-dead-letters") == (0, "stored 1, still refused 0\n")
+    assert orphan.guid in guids(store)
+    assert orjson.loads(run("status")[1]) == {
+        "journals": [], "dead_letters": 0, "dead_letters_file": str(root / DEAD_LETTERS)}
+    store.engine.dispose()

@@ -42,11 +42,12 @@ import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import orjson
 from prometheus_client import Counter
 
-from service.errors import CommentmodError
+from service.errors import StorageUnreachable
 from service.metrics import STORE_ERRORS
 from service.resources import Resources
 from service.store.db import CheckRecord, Store
@@ -83,10 +84,6 @@ JOURNAL_ERRORS = Counter(
     "commentmod_writebehind_journal_errors_total",
     "Journal appends that failed (the check was then written in the request)",
 )
-
-
-class Unavailable(CommentmodError):
-    """The database cannot be reached: keep the journal and retry later."""
 
 
 # --- encoding -----------------------------------------------------------------------
@@ -263,7 +260,7 @@ def store_checks(
 
     A refused batch is retried row by row: a row the database refuses (a NUL
     character on PostgreSQL, a site deleted meanwhile) becomes a dead letter and
-    never takes the good rows with it. Raises :class:`Unavailable`, having kept
+    never takes the good rows with it. Raises :class:`StorageUnreachable`, having kept
     nothing back, when the database cannot be reached at all.
     """
     written = 0
@@ -275,7 +272,7 @@ def store_checks(
             continue
         except Exception as exc:  # any refusal: sort the rows out one by one below
             if not _reachable(store):
-                raise Unavailable(_reason(exc)) from exc
+                raise StorageUnreachable(_reason(exc)) from exc
             log.warning("writebehind.batch_refused", extra={"error": _reason(exc),
                                                              "n": len(batch)})
         for rec in batch:
@@ -284,7 +281,7 @@ def store_checks(
                 written += 1
             except Exception as exc:
                 if not _reachable(store):
-                    raise Unavailable(_reason(exc)) from exc
+                    raise StorageUnreachable(_reason(exc)) from exc
                 dead.add(rec, _reason(exc))
     return written
 
@@ -300,7 +297,7 @@ def replay_orphans(
     """Commit and delete the journals of dead processes under ``root``; returns the
     number of records replayed. Safe to run anywhere, at any time, concurrently:
     a journal is touched only by whoever holds its lock, and a record already
-    stored is ignored by guid. Raises :class:`Unavailable` (leaving the rest in
+    stored is ignored by guid. Raises :class:`StorageUnreachable` (leaving the rest in
     place) when the database cannot be reached.
     """
     if not root.is_dir():
@@ -353,6 +350,75 @@ def _remove_stale_temp(entry: Path) -> None:
         entry.rmdir()
     except OSError:
         pass
+
+
+def journal_status(root: Path) -> dict[str, Any]:
+    """The journals under ``root`` (live or left by a dead process, with the records
+    they hold) and the number of dead letters: ``commentmod journal status``."""
+    journals = []
+    if root.is_dir():
+        for entry in sorted(root.iterdir()):
+            if not entry.is_dir() or entry.name.startswith("."):
+                continue
+            records = sum(
+                1 for seg in entry.glob(SEGMENT_GLOB) for line in seg.read_bytes().splitlines()
+                if line.strip()
+            )
+            journals.append({"journal": entry.name, "live": _held(entry / LOCK),
+                             "records": records})
+    letters = root / DEAD_LETTERS
+    count = len(letters.read_bytes().splitlines()) if letters.is_file() else 0
+    return {"journals": journals, "dead_letters": count, "dead_letters_file": str(letters)}
+
+
+def _held(lock: Path) -> bool:
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # also releases the lock if we took it
+    return False
+
+
+def retry_dead_letters(root: Path, store: Store) -> tuple[int, int]:
+    """Offer every dead letter to the database again, by guid (after an operator fixed
+    the cause, or edited the file); returns (stored, still refused). What is still
+    refused, and lines that hold no record, stay in the file."""
+    path = root / DEAD_LETTERS
+    if not path.is_file():
+        return 0, 0
+    taken = path.with_name(f"{DEAD_LETTERS}.retrying-{os.getpid()}")
+    path.rename(taken)  # dead letters written meanwhile start a new file
+    dead = DeadLetters(path)
+    stored = refused = 0
+    lines = taken.read_bytes().splitlines()
+    try:
+        for i, line in enumerate(lines):
+            try:
+                entry = orjson.loads(line)
+                rec = decode(CHECK_PREFIX + orjson.dumps(entry["check"]) + b"}")
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+                dead._append(line + b"\n")  # an unreadable journal line: kept as it was
+                refused += 1
+                continue
+            try:
+                store.record_checks([rec])
+                stored += 1
+            except Exception as exc:
+                if not _reachable(store):
+                    for rest in lines[i:]:
+                        dead._append(rest + b"\n")
+                    raise StorageUnreachable(_reason(exc)) from exc
+                dead._append(line + b"\n")
+                refused += 1
+    finally:
+        taken.unlink()
+    return stored, refused
 
 
 # --- the writer -------------------------------------------------------------------
@@ -451,7 +517,7 @@ class WriteBehind:
         log.error("writebehind.journal_failed", extra={"error": str(error)})
         try:
             store_checks(self.store, records, self.batch_size, self.dead)
-        except Unavailable as exc:
+        except StorageUnreachable as exc:
             DROPPED.labels("store_error").inc(len(records))
             log.error("writebehind.lost", extra={"error": exc.message, "n": len(records)})
             return len(records)
@@ -477,7 +543,7 @@ class WriteBehind:
                     records = read_segment(closed, self.dead)
                 try:
                     written += store_checks(self.store, records, self.batch_size, self.dead)
-                except Unavailable:
+                except StorageUnreachable:
                     if closed is not None:
                         self._backlog.append(closed)  # on disk; retried on the next tick
                     else:
@@ -485,7 +551,7 @@ class WriteBehind:
                     raise
                 if closed is not None:
                     closed.unlink()
-            except Unavailable as exc:
+            except StorageUnreachable as exc:
                 log.warning("writebehind.database_unavailable",
                             extra={"error": exc.message, "backlog": len(self._backlog)})
         WRITTEN.inc(written)
@@ -499,7 +565,7 @@ class WriteBehind:
         try:
             return replay_orphans(self.journal_root, self.store, batch_size=self.batch_size,
                                   dead=self.dead, own=own)
-        except Unavailable as exc:
+        except StorageUnreachable as exc:
             log.warning("writebehind.replay_postponed", extra={"error": exc.message})
             return 0
 
@@ -572,7 +638,7 @@ def init(res: Resources) -> WriteBehind | None:
     root = s.data_dir.resolve() / JOURNAL_DIR
     try:  # the next start after a crash (in the gunicorn master, before the fork)
         replay_orphans(root, res.store, batch_size=s.write_behind_batch)
-    except Unavailable as exc:
+    except StorageUnreachable as exc:
         log.warning("writebehind.replay_postponed", extra={"error": exc.message})
     if s.write_behind_queue <= 0 or s.env == "testing":
         return None
@@ -599,7 +665,7 @@ def record(res: Resources, records: list[CheckRecord]) -> None:
     root = res.settings.data_dir.resolve() / JOURNAL_DIR
     try:
         store_checks(res.store, records, max(len(records), 1), DeadLetters(root / DEAD_LETTERS))
-    except Unavailable as exc:  # nothing to keep it in: counted and logged, as before
+    except StorageUnreachable as exc:  # nothing to keep it in: counted and logged, as before
         STORE_ERRORS.labels("record_check").inc(len(records))
         log.warning("store.record_failed", extra={"error": exc.message, "n": len(records)})
 
