@@ -452,7 +452,9 @@ class WriteBehind:
         self._queue: collections.deque[CheckRecord] = collections.deque()
         self._journal: Journal | None = None
         self._spilled = False  # the current segment holds records the queue had no room for
-        self._backlog: list[Path] = []  # closed segments not committed yet (database away)
+        # Closed segments not committed yet, oldest first, with their records while
+        # they are still in memory (None: read them back from disk).
+        self._backlog: list[tuple[Path, list[CheckRecord] | None]] = []
         self._lock = threading.Lock()  # submit vs rotation: a segment matches its queue
         self._wake = threading.Condition(threading.Lock())
         self._flush_lock = threading.Lock()  # one writer at a time: thread or flush()
@@ -524,38 +526,47 @@ class WriteBehind:
         return 0
 
     def flush(self) -> int:
-        """Commit everything submitted so far; returns the number of rows stored."""
+        """Commit everything submitted so far; returns the number of rows stored.
+
+        The live segment is closed first and joins the closed segments still
+        waiting (the database was away), which are committed oldest first. While
+        the database stays away, every tick closes one more segment and only its
+        path is kept: memory stays bounded however long the outage.
+        """
         written = 0
         with self._flush_lock:
-            try:
-                while self._backlog:  # oldest first
-                    written += store_checks(
-                        self.store, read_segment(self._backlog[0], self.dead),
-                        self.batch_size, self.dead,
-                    )
-                    self._backlog.pop(0).unlink()
-                with self._lock:
-                    records = list(self._queue)
-                    self._queue.clear()
-                    spilled, self._spilled = self._spilled, False
-                    closed = self._journal.rotate() if self._journal is not None else None
-                if closed is not None and spilled:
-                    records = read_segment(closed, self.dead)
+            with self._lock:
+                records = list(self._queue)
+                self._queue.clear()
+                spilled, self._spilled = self._spilled, False
+                closed = self._journal.rotate() if self._journal is not None else None
+            if closed is not None:
+                self._backlog.append((closed, None if spilled else records))
+            elif self._journal is None and records:
+                written += self._write_unjournaled(records)
+            while self._backlog:  # oldest first
+                path, held = self._backlog[0]
+                recs = held if held is not None else read_segment(path, self.dead)
                 try:
-                    written += store_checks(self.store, records, self.batch_size, self.dead)
-                except StorageUnreachable:
-                    if closed is not None:
-                        self._backlog.append(closed)  # on disk; retried on the next tick
-                    else:
-                        DROPPED.labels("store_error").inc(len(records))
-                    raise
-                if closed is not None:
-                    closed.unlink()
-            except StorageUnreachable as exc:
-                log.warning("writebehind.database_unavailable",
-                            extra={"error": exc.message, "backlog": len(self._backlog)})
+                    written += store_checks(self.store, recs, self.batch_size, self.dead)
+                except StorageUnreachable as exc:
+                    self._backlog = [(p, None) for p, _ in self._backlog]  # on disk
+                    log.warning("writebehind.database_unavailable",
+                                extra={"error": exc.message, "segments": len(self._backlog)})
+                    break
+                self._backlog.pop(0)
+                path.unlink()
         WRITTEN.inc(written)
         return written
+
+    def _write_unjournaled(self, records: list[CheckRecord]) -> int:
+        try:
+            return store_checks(self.store, records, self.batch_size, self.dead)
+        except StorageUnreachable as exc:  # no journal to keep them in
+            DROPPED.labels("store_error").inc(len(records))
+            log.warning("writebehind.store_failed", extra={"error": exc.message,
+                                                           "n": len(records)})
+            return 0
 
     def replay_orphans(self) -> int:
         """Replay the journals of dead processes (see :func:`replay_orphans`)."""
