@@ -217,6 +217,16 @@ def test_a_journal_that_cannot_be_written_falls_back_to_the_request(
     writer.stop()
 
 
+def test_a_journal_that_cannot_be_opened_writes_checks_in_the_request(
+    store: Store, tmp_path: Path
+) -> None:
+    (tmp_path / "journal").write_text("a file where the directory should be")
+    writer = WriteBehind(store, interval_seconds=SLOW, journal_root=tmp_path / "journal")
+    assert writer.submit([record(1)]) == 0  # no 500: the service keeps answering
+    assert count(store) == 1  # and what it answered is committed
+    writer.stop()
+
+
 def test_the_next_start_replays_what_dead_workers_left(
     make_app: object, tmp_path: Path, sqlite_url: str
 ) -> None:

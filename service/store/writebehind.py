@@ -89,16 +89,16 @@ JOURNAL_ERRORS = Counter(
 # --- encoding -----------------------------------------------------------------------
 
 
+def _record_json(rec: CheckRecord) -> bytes:
+    try:
+        return orjson.dumps(rec)
+    except TypeError:  # orjson refuses e.g. integers past 64 bits in ``extra``
+        return json.dumps(dataclasses.asdict(rec), default=str).encode()
+
+
 def encode(records: Iterable[CheckRecord]) -> bytes:
     """One JSON line per record, ``{"check": {...}}``."""
-    out = []
-    for rec in records:
-        try:
-            body = orjson.dumps(rec)
-        except TypeError:  # orjson refuses e.g. integers past 64 bits in ``extra``
-            body = json.dumps(dataclasses.asdict(rec), default=str).encode()
-        out.append(CHECK_PREFIX + body + b"}\n")
-    return b"".join(out)
+    return b"".join(CHECK_PREFIX + _record_json(rec) + b"}\n" for rec in records)
 
 
 def decode(line: bytes) -> CheckRecord:
@@ -208,20 +208,19 @@ class DeadLetters:
     def add(self, rec: CheckRecord, error: str) -> None:
         DEAD_LETTERED.inc()
         log.error("writebehind.dead_letter", extra={"guid": rec.guid, "error": error})
-        line = orjson.dumps(
-            {"at": datetime.now(UTC), "error": error, "pid": os.getpid()}
-        )[:-1] + b',"check":' + encode([rec])[len(CHECK_PREFIX):]
-        self._append(line)
+        head = orjson.dumps({"at": datetime.now(UTC), "error": error, "pid": os.getpid()})
+        self.append_line(head[:-1] + b',"check":' + _record_json(rec) + b"}\n")
 
     def add_raw(self, raw: bytes, error: str, source: Path) -> None:
         DEAD_LETTERED.inc()
         log.error("writebehind.unreadable_line", extra={"file": str(source), "error": error})
-        self._append(orjson.dumps({
+        self.append_line(orjson.dumps({
             "at": datetime.now(UTC), "error": error, "file": str(source),
             "raw": raw.decode("utf-8", "replace"),
         }) + b"\n")
 
-    def _append(self, line: bytes) -> None:
+    def append_line(self, line: bytes) -> None:
+        """Append one line as it is (``line`` ends with a newline)."""
         if self.path is None:
             return
         try:
@@ -403,7 +402,7 @@ def retry_dead_letters(root: Path, store: Store) -> tuple[int, int]:
                 entry = orjson.loads(line)
                 rec = decode(CHECK_PREFIX + orjson.dumps(entry["check"]) + b"}")
             except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-                dead._append(line + b"\n")  # an unreadable journal line: kept as it was
+                dead.append_line(line + b"\n")  # an unreadable journal line: kept as it was
                 refused += 1
                 continue
             try:
@@ -412,9 +411,9 @@ def retry_dead_letters(root: Path, store: Store) -> tuple[int, int]:
             except Exception as exc:
                 if not _reachable(store):
                     for rest in lines[i:]:
-                        dead._append(rest + b"\n")
+                        dead.append_line(rest + b"\n")
                     raise StorageUnreachable(_reason(exc)) from exc
-                dead._append(line + b"\n")
+                dead.append_line(line + b"\n")
                 refused += 1
     finally:
         taken.unlink()
@@ -441,6 +440,7 @@ class WriteBehind:
         interval_seconds: float = 0.2,
         journal_root: Path | None = None,
         fsync: bool = False,
+        dead_letters: Path | None = None,
     ) -> None:
         self.store = store
         self.max_queue = max_queue
@@ -448,9 +448,12 @@ class WriteBehind:
         self.interval_seconds = interval_seconds
         self.journal_root = journal_root
         self.fsync = fsync
-        self.dead = DeadLetters(journal_root / DEAD_LETTERS if journal_root else None)
+        if dead_letters is None and journal_root is not None:
+            dead_letters = journal_root / DEAD_LETTERS
+        self.dead = DeadLetters(dead_letters)  # None: refused rows are logged and counted
         self._queue: collections.deque[CheckRecord] = collections.deque()
         self._journal: Journal | None = None
+        self._journal_error: OSError | None = None  # checks are then written in the request
         self._spilled = False  # the current segment holds records the queue had no room for
         # Closed segments not committed yet, oldest first, with their records while
         # they are still in memory (None: read them back from disk).
@@ -476,6 +479,8 @@ class WriteBehind:
         self.start()
         journal = self._journal
         if journal is None:
+            if self._journal_error is not None:  # asked for, but it could not be opened
+                return self._write_now(records, self._journal_error)
             return self._queue_only(records)
         data = encode(records)
         failed: OSError | None = None
@@ -578,7 +583,9 @@ class WriteBehind:
                                   dead=self.dead, own=own)
         except StorageUnreachable as exc:
             log.warning("writebehind.replay_postponed", extra={"error": exc.message})
-            return 0
+        except OSError as exc:
+            log.error("writebehind.replay_failed", extra={"error": str(exc)})
+        return 0
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the thread, commit what is left and remove the journal (worker exit).
@@ -615,8 +622,13 @@ class WriteBehind:
             self._backlog = []
             self._spilled = False
             self._journal = None
+            self._journal_error = None
             if self.journal_root is not None:
-                self._journal = Journal(self.journal_root, fsync=self.fsync)
+                try:
+                    self._journal = Journal(self.journal_root, fsync=self.fsync)
+                except OSError as exc:  # e.g. a read-only data directory
+                    self._journal_error = exc
+                    log.error("writebehind.journal_unavailable", extra={"error": str(exc)})
             self._thread = threading.Thread(target=self._run, name="writebehind", daemon=True)
             self._thread.start()
         atexit.register(self.stop)
@@ -649,8 +661,10 @@ def init(res: Resources) -> WriteBehind | None:
     root = s.data_dir.resolve() / JOURNAL_DIR
     try:  # the next start after a crash (in the gunicorn master, before the fork)
         replay_orphans(root, res.store, batch_size=s.write_behind_batch)
-    except StorageUnreachable as exc:
+    except StorageUnreachable as exc:  # the workers' writers try again every few seconds
         log.warning("writebehind.replay_postponed", extra={"error": exc.message})
+    except OSError as exc:
+        log.error("writebehind.replay_failed", extra={"error": str(exc)})
     if s.write_behind_queue <= 0 or s.env == "testing":
         return None
     writer = WriteBehind(
@@ -660,6 +674,7 @@ def init(res: Resources) -> WriteBehind | None:
         interval_seconds=s.write_behind_interval_seconds,
         journal_root=root if s.write_behind_journal else None,
         fsync=s.write_behind_fsync,
+        dead_letters=root / DEAD_LETTERS,
     )
     res.write_behind = writer
     res.after_fork.append(writer.start)
