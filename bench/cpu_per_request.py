@@ -1,6 +1,6 @@
 """CPU time each server process spends per request, scenario by scenario.
 
-    python bench/cpu_per_request.py [--seconds 5] [--connections 2]
+    python bench/cpu_per_request.py [--seconds 5] [--connections 2] [--ab-rounds 3] [--fsync]
 
 Wall-clock throughput on a shared 2-core machine moves with whatever else
 runs; the CPU a worker burns per request barely does. This starts the ceiling
@@ -8,6 +8,12 @@ and commentmod with one worker each, drives each scenario with wrk at low
 concurrency, and divides the workers' and master's CPU time (user + system,
 all threads, from /proc) by the requests served. The difference between a
 scenario and the ceiling is what commentmod's own code costs.
+
+The journal A/B (issue 21) then starts commentmod twice more, one worker each,
+with the write-behind journal off (the code path before the journal) and on,
+and measures the miss path on both in alternating rounds in the same run:
+the ratio is what the journal costs a check (``--fsync`` adds a third server
+that syncs the journal on every check).
 """
 
 from __future__ import annotations
@@ -59,7 +65,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--connections", type=int, default=2)
     p.add_argument("--model-dir", type=Path, default=ROOT / "models")
     p.add_argument("--redis-url", default="redis://127.0.0.1:6379/13")
-    p.add_argument("--only", action="append", choices=["miss", "rule", "hit", "akismet"])
+    p.add_argument("--only", action="append",
+                   choices=["miss", "rule", "hit", "akismet", "journal"])
+    p.add_argument("--ab-rounds", type=int, default=3,
+                   help="alternating rounds of the journal A/B on the miss path (0: skip)")
+    p.add_argument("--fsync", action="store_true", help="also measure the journal with fsync")
     args = p.parse_args(argv)
     token = secrets.token_hex(4)
     workdir = Path(tempfile.mkdtemp(prefix="commentmod-cpu-"))
@@ -76,19 +86,24 @@ def main(argv: list[str] | None = None) -> int:
         env = servers.commentmod_env(workdir / "main", args.model_dir.resolve(),
                                      redis_url=args.redis_url)
         key = servers.create_akismet_key(env, "bench.example")
-        app = servers.start_commentmod("commentmod", workdir / "main", env, 1)
+        scenarios = {"miss", "rule", "hit", "akismet"} & set(args.only or ["miss"])
+        app = servers.start_commentmod("commentmod", workdir / "main", env, 1) if (
+            scenarios) else None
         try:
             plan = [("miss", "/api/v1/check", "check_miss"),
                     ("rule", "/api/v1/check", "check_rule"),
                     ("hit", "/api/v1/check", "check_hit"),
                     ("akismet", "/1.1/comment-check", "akismet")]
             for name, path, script in plan:
-                if args.only and name not in args.only:
+                if (args.only and name not in args.only) or app is None:
                     continue
                 lua_env = {"BENCH_TOKEN": token, "BENCH_AKISMET_KEY": key}
                 rows.append((name, *measure(app, path, script, args, lua_env)))
         finally:
-            app.stop()
+            if app is not None:
+                app.stop()
+        ab = journal_ab(args, workdir, token) if (
+            args.ab_rounds > 0 and (not args.only or "journal" in args.only)) else []
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     base = rows[0][2] + rows[0][3]
@@ -96,7 +111,53 @@ def main(argv: list[str] | None = None) -> int:
     for name, rps, worker_us, master_us in rows:
         print(f"{name:10} {rps:7.0f} {worker_us:10.0f} {master_us:10.0f} "
               f"{(worker_us + master_us) / base:10.2f}x")
+    if ab:
+        print_ab(ab)
     return 0
+
+
+JOURNAL_VARIANTS = [
+    ("journal off (before)", {"COMMENTMOD_WRITE_BEHIND_JOURNAL": "false"}),
+    ("journal on (after)", {}),
+]
+
+
+def journal_ab(args: argparse.Namespace, workdir: Path, token: str) -> list[tuple[str, list[float],
+                                                                                  list[float]]]:
+    """The miss path with the journal off and on, servers up side by side, measured in
+    alternating rounds; per variant the CPU µs per request and req/s of each round."""
+    variants = list(JOURNAL_VARIANTS)
+    if args.fsync:
+        variants.append(("journal + fsync", {"COMMENTMOD_WRITE_BEHIND_FSYNC": "true"}))
+    apps = []
+    try:
+        for i, (name, extra) in enumerate(variants):
+            env = {**servers.commentmod_env(workdir / f"ab{i}", args.model_dir.resolve(),
+                                            redis_url=args.redis_url), **extra}
+            apps.append(servers.start_commentmod(name, workdir / f"ab{i}", env, 1))
+        cpu: list[list[float]] = [[] for _ in variants]
+        rps: list[list[float]] = [[] for _ in variants]
+        for r in range(args.ab_rounds):
+            order = range(len(apps)) if r % 2 == 0 else reversed(range(len(apps)))
+            for i in order:
+                got = measure(apps[i], "/api/v1/check", "check_miss", args,
+                              {"BENCH_TOKEN": f"{token}ab{i}r{r}"})
+                rps[i].append(got[0])
+                cpu[i].append(got[1] + got[2])
+        return [(name, cpu[i], rps[i]) for i, (name, _) in enumerate(variants)]
+    finally:
+        for app in apps:
+            app.stop()
+
+
+def print_ab(ab: list[tuple[str, list[float], list[float]]]) -> None:
+    base = sum(ab[0][1]) / len(ab[0][1])
+    print(f"\nmiss path, journal A/B ({len(ab[0][1])} alternating rounds, one worker each)")
+    print(f"{'variant':22} {'req/s':>7} {'CPU us/req':>10} {'vs off':>7}  rounds (us/req)")
+    for name, cpu, rps in ab:
+        mean = sum(cpu) / len(cpu)
+        rounds = " ".join(f"{c:.0f}" for c in cpu)
+        print(f"{name:22} {sum(rps) / len(rps):7.0f} {mean:10.0f} {mean / base:7.3f}  {rounds}")
 
 
 if __name__ == "__main__":

@@ -28,13 +28,31 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
-def cpu_us(fn: Callable[[], Any], n: int) -> float:
+def cpu_us(fn: Callable[[], Any], n: int, clock: Callable[[], float] = time.process_time) -> float:
     for _ in range(min(50, n)):
         fn()
-    start = time.process_time()
+    start = clock()
     for _ in range(n):
         fn()
-    return (time.process_time() - start) / n * 1e6
+    return (clock() - start) / n * 1e6
+
+
+def submit_rows(store: Any, tmp: Path, record: Callable[[int], Any], n: int) -> None:
+    """What handing one check to the write-behind costs the request thread, with the
+    journal off (before issue 21), on, and on with fsync: CPU of this thread only
+    (``time.thread_time``), so the writer thread's batches are not counted here."""
+    from service.store.writebehind import WriteBehind
+
+    variants = [("no journal", None, False), ("journaled", tmp / "j1", False),
+                ("journaled + fsync", tmp / "j2", True)]
+    for name, root, fsync in variants:
+        writer = WriteBehind(store, max_queue=10 * n + 1000, batch_size=10**9,
+                             interval_seconds=3600, journal_root=root, fsync=fsync)
+        recs = [[record(i)] for i in range(n + 60)]
+        it = iter(recs)
+        us = cpu_us(lambda w=writer, it=it: w.submit(next(it)), n, time.thread_time)
+        writer.stop()
+        print(f"{'  write-behind submit, ' + name:45} {us:9.1f}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -110,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         us = cpu_us(lambda: check_comments(res, [comment], site_id=None, source="api",
                                            store=False), args.n)
     print(f"{'  check_comments without recording':45} {us:9.1f}")
+    submit_rows(res.store, tmp, record, args.n)
     if args.pyinstrument:
         from pyinstrument import Profiler
 

@@ -166,6 +166,18 @@ class Settings:
     write_behind_interval_seconds: float = _setting(
         0.2, "how often the background writer commits what is queued", float
     )
+    write_behind_journal: bool = _setting(
+        True,
+        "journal queued checks under data_dir/journal before answering, so a killed "
+        "worker loses none (off: a killed worker loses what it had queued)",
+        _bool,
+    )
+    write_behind_fsync: bool = _setting(
+        False,
+        "fsync the journal on every check: queued checks also survive a power cut "
+        "(costs a disk flush per request)",
+        _bool,
+    )
 
     label_memory_size: int = _setting(
         100_000,

@@ -136,6 +136,11 @@ class StorageError(ServiceUnavailable):
     code = "storage_unavailable"
 
 
+class StorageUnreachable(StorageError):
+    """The database cannot be reached at all (it refused no particular row): work
+    written behind stays in its journal and is retried."""
+
+
 def error_response(exc: CommentmodError) -> Response:
     """The JSON answer for ``exc``, with the headers its status calls for.
 

@@ -164,8 +164,9 @@ class Server:
 
 
 def start_server(workdir: Path, env: dict[str, str], workers: int = 2,
-                 timeout: float = 90) -> Server:
-    """Serve with ``env`` (COMMENTMOD_* settings) and wait for /healthz."""
+                 timeout: float = 90, new_session: bool = False) -> Server:
+    """Serve with ``env`` (COMMENTMOD_* settings) and wait for /healthz.
+    ``new_session``: in a process group of its own, which a test may SIGKILL whole."""
     port = free_port()
     workdir.mkdir(parents=True, exist_ok=True)
     log_path = workdir / f"serve-{port}.log"
@@ -184,6 +185,7 @@ def start_server(workdir: Path, env: dict[str, str], workers: int = 2,
             [sys.executable, "-m", "service.cli", "serve", "--port", str(port),
              "--workers", str(workers)],
             env=full_env, stdout=log, stderr=subprocess.STDOUT, cwd=workdir,
+            start_new_session=new_session,
         )
     server = Server(proc, f"http://127.0.0.1:{port}", log_path)
     try:

@@ -27,7 +27,7 @@ from service.errors import ConfigurationError
 from service.resources import EXTENSION, Resources
 from service.store import schema as t
 from service.store.db import CheckRecord, Store, engine_for, new_guid
-from service.store.writebehind import WriteBehind
+from service.store.writebehind import DEAD_LETTERS, WriteBehind
 from tests.conftest import free_port, wait_for_http
 
 SLOW = 60.0  # an interval no test waits for: only submit/flush/stop write
@@ -49,6 +49,10 @@ def stored(store: Store) -> int:
 def dropped(reason: str) -> float:
     value = REGISTRY.get_sample_value("commentmod_writebehind_dropped_total", {"reason": reason})
     return value or 0.0
+
+
+def dead_letters() -> float:
+    return REGISTRY.get_sample_value("commentmod_writebehind_dead_letters_total") or 0.0
 
 
 def wait_until(cond: Callable[[], bool], timeout: float = 10.0) -> bool:
@@ -92,15 +96,18 @@ def test_clean_stop_loses_nothing(store: Store) -> None:
     assert stored(store) == 50
 
 
-def test_a_batch_the_database_refuses_is_counted_and_the_writer_lives_on(
+def test_a_batch_the_database_refuses_is_dead_lettered_and_the_writer_lives_on(
     tmp_path: Path,
 ) -> None:
     broken = Store(engine_for(f"sqlite:///{tmp_path / 'no-schema.sqlite3'}"))  # no tables
-    writer = WriteBehind(broken, batch_size=10, interval_seconds=SLOW)
-    before = dropped("store_error")
+    writer = WriteBehind(broken, batch_size=10, interval_seconds=SLOW,
+                         journal_root=tmp_path / "journal")
+    before = dead_letters()
     writer.submit([record(i) for i in range(3)])
     assert writer.flush() == 0
-    assert dropped("store_error") - before == 3
+    assert dead_letters() - before == 3  # each row tried on its own, each refused
+    lines = (tmp_path / "journal" / DEAD_LETTERS).read_bytes().splitlines()
+    assert len(lines) == 3 and b"no such table" in lines[0]
     writer.submit([record(9)])
     assert writer._thread is not None and writer._thread.is_alive()
     writer.stop()

@@ -11,11 +11,11 @@ from typing import Any
 
 from service import metrics
 from service.api.comments import comment_fields
-from service.errors import StorageError
 from service.resources import Resources
 from service.scoring.site_rules import site_ruleset
 from service.scoring.verdicts import DEFAULT_RULES, Outcome, Rule, score_comments
-from service.store.db import CheckRecord, guid_issued, signed_guid
+from service.store import writebehind
+from service.store.db import CheckRecord, guid_issued, now, signed_guid
 from training.text import Comment
 
 log = logging.getLogger(__name__)
@@ -129,6 +129,7 @@ def _finish_check(
     toxicity: list[dict[str, Any] | None] | None,
 ) -> list[CheckResult]:
     """Count, record (write-behind or now) and shadow the answered checks."""
+    received = now()
     for r in results:
         metrics.VERDICTS.labels(r.outcome.verdict.value, source).inc()
     if store:
@@ -147,18 +148,11 @@ def _finish_check(
                 model_version=r.outcome.model_version,
                 is_test=is_test,
                 toxicity=toxicity[i] if toxicity else None,
+                received_at=received,
             )
             for i, (c, r) in enumerate(zip(comments, results, strict=True))
         ]
-        writer = res.write_behind
-        if writer is not None:  # recorded off the request path (service/store/writebehind.py)
-            writer.submit(records)
-        else:
-            try:
-                res.store.record_checks(records)
-            except StorageError as exc:
-                metrics.STORE_ERRORS.labels("record_check").inc(len(records))
-                log.warning("store.record_failed", extra={"error": exc.message, "n": len(records)})
+        writebehind.record(res, records)  # journaled, then committed off the request path
     shadow = res.shadow
     if shadow is not None:  # a candidate scores the same comments; answers are unchanged
         # (with write-behind the check is not in the database yet: comment_id stays NULL)

@@ -38,11 +38,11 @@ from service.errors import (
     PermissionDenied,
     RateLimited,
     ServiceUnavailable,
-    StorageError,
 )
 from service.resources import Resources, resources
 from service.scoring import toxicity
 from service.store import schema as t
+from service.store import writebehind
 from service.store.db import CheckRecord, KeyInfo, Store, content_hash, new_guid, now
 from training.text import utf16_offsets
 
@@ -449,11 +449,9 @@ def _record(
         fields={"lang": ",".join(req.languages)}, extra=dict(req.extra),
         spam_probability=None, verdict=None, discard=False, reasons=[],
         model_version=version, toxicity=toxicity.stored_toxicity(scores, spans),
+        received_at=now(),
     )
-    try:
-        res.store.record_checks([record])
-    except StorageError as exc:  # the site still gets its scores
-        log.warning("perspective.record_failed", extra={"error": exc.message})
+    writebehind.record(res, [record])  # the site gets its scores whatever the database says
 
 
 @bp.route(

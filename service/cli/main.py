@@ -454,6 +454,48 @@ def db_upgrade(obj: Context) -> None:
     click.echo(f"schema at revision {migrate.current_revision(obj.store.engine)}")
 
 
+@main.group()
+def journal() -> None:
+    """The write-behind journals: checks answered but perhaps not yet committed."""
+
+
+def _journal_root(obj: Context) -> Path:
+    from service.store.writebehind import JOURNAL_DIR
+
+    return obj.settings.data_dir.resolve() / JOURNAL_DIR
+
+
+@journal.command("status")
+@pass_ctx
+def journal_status(obj: Context) -> None:
+    """Journals (live, or left by a dead process) and dead letters, as JSON."""
+    from service.store.writebehind import journal_status as status
+
+    click.echo(json.dumps(status(_journal_root(obj)), indent=2))
+
+
+@journal.command("replay")
+@pass_ctx
+def journal_replay(obj: Context) -> None:
+    """Commit what dead processes left now (a running service does it within 5 s)."""
+    from service.store.writebehind import replay_orphans
+
+    n = replay_orphans(_journal_root(obj), obj.store, batch_size=obj.settings.write_behind_batch)
+    click.echo(f"replayed {n} checks")
+
+
+@journal.command("retry-dead-letters")
+@pass_ctx
+def journal_retry(obj: Context) -> None:
+    """Offer the rows the database refused to it again (after fixing the cause)."""
+    from service.store.writebehind import retry_dead_letters
+
+    stored, refused = retry_dead_letters(_journal_root(obj), obj.store)
+    click.echo(f"stored {stored}, still refused {refused}")
+    if refused:
+        sys.exit(1)
+
+
 @main.command("config")
 @click.option("--all", "show_all", is_flag=True, help="list every setting with its doc")
 @pass_ctx

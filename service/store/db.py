@@ -35,6 +35,8 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from service.errors import Conflict, NotFound, StorageError, ValidationError
@@ -162,6 +164,9 @@ class CheckRecord:
     model_version: str
     is_test: bool = False
     toxicity: dict[str, Any] | None = None  # {"scores": {...}, "spans": [[b, e, s]]}
+    # When the check was answered; None: when it is written. A check replayed from a
+    # journal after a crash keeps the time it was received, not the time of the replay.
+    received_at: datetime | None = None
 
 
 COMMENT_COLUMNS = {
@@ -380,10 +385,15 @@ class Store:
 
     # --- comments ----------------------------------------------------------
     def record_checks(self, records: list[CheckRecord]) -> None:
-        """Store checked comments, all in one transaction."""
+        """Store checked comments, all in one transaction.
+
+        Idempotent by guid (insert or ignore, on SQLite and PostgreSQL): a check
+        replayed from a write-behind journal after a crash is never stored twice.
+        """
         if not records:
             return
         rows = []
+        stamp = now()
         for rec in records:
             values = {
                 COMMENT_COLUMNS[k]: v[:2000] for k, v in rec.fields.items() if k in COMMENT_COLUMNS
@@ -393,7 +403,7 @@ class Store:
                     guid=rec.guid,
                     site_id=rec.site_id,
                     source=rec.source,
-                    received_at=now(),
+                    received_at=rec.received_at or stamp,
                     content=rec.content,
                     content_hash=content_hash(rec.content),
                     extra=rec.extra,
@@ -408,7 +418,7 @@ class Store:
                 )
             )
         with self.transaction() as c:
-            c.execute(insert(t.comments), rows)
+            c.execute(self._insert_or_ignore(t.comments, "guid"), rows)
             self._join_pending(c)
 
     # --- labels waiting for their check -------------------------------------
@@ -455,6 +465,14 @@ class Store:
             )
             or 0
         )
+
+    def _insert_or_ignore(self, table: Any, key: str) -> Any:
+        """``INSERT ... ON CONFLICT (key) DO NOTHING`` in this engine's dialect."""
+        if self.engine.dialect.name == "postgresql":
+            return pg_insert(table).on_conflict_do_nothing(index_elements=[key])
+        if self.engine.dialect.name == "sqlite":
+            return sqlite_insert(table).on_conflict_do_nothing(index_elements=[key])
+        raise StorageError(f"no insert-or-ignore for the {self.engine.dialect.name} dialect")
 
     def comment(self, comment_id: int) -> dict[str, Any]:
         row = self.read(
