@@ -316,13 +316,25 @@ def loco_report(
         keys = {e.key for e in test}
         train = [e for other, ex in corpora if other != name
                  for e in _cap([x for x in ex if x.key not in keys], cap)]
-        if log:
-            log(f"{name}: train {len(train)}, test {len(test)}")
-        for system, m in _score_systems(systems, train, test).items():
-            rows[system].append((name, m))
-            if log:
-                log(format_corpus_report({system: [(name, m)]}).splitlines()[-1])
+        _fold(rows, systems, name, train, test, log)
     return rows
+
+
+def _fold(
+    rows: dict[str, list[tuple[str, dict[str, Any]]]],
+    systems: Sequence[str],
+    name: str,
+    train: list[Example],
+    test: list[Example],
+    log: Callable[[str], None] | None,
+) -> None:
+    """Train and score every system on one fold, adding a row each (and a log line)."""
+    if log:
+        log(f"{name}: train {len(train)}, test {len(test)}")
+    for system, m in _score_systems(systems, train, test).items():
+        rows[system].append((name, m))
+        if log:
+            log(format_corpus_report({system: [(name, m)]}).splitlines()[-1])
 
 
 def per_corpus_report(
@@ -343,12 +355,7 @@ def per_corpus_report(
             continue
         train, test = holdout_split(unique, 0.2, salt="per-corpus")
         train = _cap(train, cap)
-        if log:
-            log(f"{name}: train {len(train)}, test {len(test)}")
-        for system, m in _score_systems(systems, train, test).items():
-            rows[system].append((name, m))
-            if log:
-                log(format_corpus_report({system: [(name, m)]}).splitlines()[-1])
+        _fold(rows, systems, name, train, test, log)
     return rows
 
 

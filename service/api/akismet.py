@@ -290,14 +290,21 @@ def verify_key() -> Response:
     return text("valid")
 
 
-@bp.route("/1.1/comment-check", methods=["GET", "POST"])
-def comment_check() -> Response:
+def _posted_fields() -> tuple[Resources, dict[str, str], KeyInfo]:
+    """What comment-check and submit-spam/ham share: a POST, a live key and the
+    commenter's IP."""
     _require_post()
     res = resources()
     fields = request_fields()
     info = authorise(res, fields)
     if not fields.get("user_ip", "").strip():
         raise Invalid('Empty "user_ip" value: send the commenter\'s IP address')
+    return res, fields, info
+
+
+@bp.route("/1.1/comment-check", methods=["GET", "POST"])
+def comment_check() -> Response:
+    res, fields, info = _posted_fields()
     comment = to_comment(fields, res.settings)
     [result] = check_comments(
         res, [comment], site_id=info.site_id, source="akismet", is_test=flag(fields.get("is_test"))
@@ -316,12 +323,7 @@ def comment_check() -> Response:
 
 
 def _submit(label: str) -> Response:
-    _require_post()
-    res = resources()
-    fields = request_fields()
-    info = authorise(res, fields)
-    if not fields.get("user_ip", "").strip():
-        raise Invalid('Empty "user_ip" value: send the commenter\'s IP address')
+    res, fields, info = _posted_fields()
     guid = (fields.get("guid") or fields.get("akismet_guid") or "").strip()[:100]
     comment = to_comment(fields, res.settings)
     if not guid and not comment.content.strip():
