@@ -25,6 +25,7 @@ from sqlalchemy import create_engine, text
 
 from service.app import create_app
 from service.registry.versions import Registry
+from service.resources import EXTENSION
 from service.store import migrate, schema
 from service.store.db import Store, engine_for
 
@@ -141,8 +142,13 @@ def redis_url(worker_id: str) -> Iterator[str]:
 
 
 @pytest.fixture
-def make_app(model_dir: Path, tmp_path: Path, sqlite_url: str) -> Callable[..., Flask]:
-    """Build an app with test settings; keyword arguments override settings."""
+def make_app(model_dir: Path, tmp_path: Path, sqlite_url: str) -> Iterator[Callable[..., Flask]]:
+    """Build an app with test settings; keyword arguments override settings.
+
+    Every app built is closed after the test: its writer stopped and its database
+    pool disposed, so that a long run does not hold PostgreSQL connections until
+    the garbage collector happens by (the server allows 100)."""
+    built: list[Flask] = []
 
     def build(**overrides: Any) -> Flask:
         settings = {
@@ -154,9 +160,16 @@ def make_app(model_dir: Path, tmp_path: Path, sqlite_url: str) -> Callable[..., 
             "log_level": "WARNING",
             **overrides,
         }
-        return create_app(settings)
+        app = create_app(settings)
+        built.append(app)
+        return app
 
-    return build
+    yield build
+    for app in built:
+        res = app.extensions[EXTENSION]
+        if res.write_behind is not None:
+            res.write_behind.stop()
+        res.store.engine.dispose()
 
 
 @pytest.fixture

@@ -573,10 +573,15 @@ class Store:
         guid was issued here (:func:`guid_issued`) but its check is not recorded yet.
         """
         found = self.find_comment(guid=guid, site_id=None) if guid else None
-        if found is not None and site_id is not None and found["site_id"] not in (None, site_id):
+        foreign = (
+            found is not None and site_id is not None and found["site_id"] not in (None, site_id)
+        )
+        if foreign:
             found = None  # a site labels its own comments only, whatever guid it sends
         if found is None and content:
             found = self.find_comment(content=content, site_id=site_id)
+        if foreign and found is None and not content:
+            raise NotFound("no comment with that guid on this site")
         if found is None and not content and guid and issued:
             return self._add_pending(guid, label, source, actor, site_id, is_test)
         with self.transaction() as c:
