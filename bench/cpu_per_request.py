@@ -70,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ab-rounds", type=int, default=3,
                    help="alternating rounds of the journal A/B on the miss path (0: skip)")
     p.add_argument("--fsync", action="store_true", help="also measure the journal with fsync")
+    p.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                   help="a setting for commentmod's server, e.g. COMMENTMOD_HOT_PATH=false")
     args = p.parse_args(argv)
     token = secrets.token_hex(4)
     workdir = Path(tempfile.mkdtemp(prefix="commentmod-cpu-"))
@@ -85,6 +87,9 @@ def main(argv: list[str] | None = None) -> int:
             ceiling.stop()
         env = servers.commentmod_env(workdir / "main", args.model_dir.resolve(),
                                      redis_url=args.redis_url)
+        for pair in args.env:  # a lever's before/after on the same code
+            name, _, value = pair.partition("=")
+            env[name] = value
         key = servers.create_akismet_key(env, "bench.example")
         scenarios = {"miss", "rule", "hit", "akismet"} & set(args.only or ["miss"])
         app = servers.start_commentmod("commentmod", workdir / "main", env, 1) if (

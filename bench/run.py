@@ -70,6 +70,17 @@ class Row:
     note: str = ""
 
 
+def extra_env(pairs: list[str]) -> dict[str, str]:
+    """``--env NAME=VALUE`` options as a mapping (a bad one is an error, not ignored)."""
+    out = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.startswith("COMMENTMOD_"):
+            raise SystemExit(f"--env {pair!r}: expected COMMENTMOD_NAME=VALUE")
+        out[name] = value
+    return out
+
+
 def post(url: str, body: bytes, content_type: str = "application/json") -> tuple[int, bytes]:
     req = urllib.request.Request(url, data=body, headers={"Content-Type": content_type})
     try:
@@ -189,6 +200,7 @@ def run(args: argparse.Namespace) -> list[Row]:
 
         env = servers.commentmod_env(workdir / "main", args.model_dir,
                                      redis_url=args.redis_url, database_url=args.database_url)
+        env.update(extra_env(args.env))
         key = servers.create_akismet_key(env, AKISMET_SITE) if "akismet" in wanted else None
         app = servers.start_commentmod("commentmod", workdir / "main", env, args.workers)
         started.append(app)
@@ -262,6 +274,7 @@ def redis_down(workdir: Path, args: argparse.Namespace, token: str, cache: bool)
     dead = f"redis://127.0.0.1:{servers.free_port()}/0"  # nothing listens there
     env = servers.commentmod_env(workdir / "redis-down", args.model_dir, redis_url=dead,
                                  database_url=args.database_url)
+    env.update(extra_env(args.env))
     server = servers.start_commentmod("commentmod-redis-down", workdir / "redis-down", env,
                                       args.workers)
     try:
@@ -392,6 +405,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="model registry (default: ./models; bootstrapped if empty)")
     p.add_argument("--json", type=Path, help="also write the rows as JSON here")
     p.add_argument("--keep", action="store_true", help="keep server logs and data")
+    p.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                   help="a setting for commentmod's server, e.g. COMMENTMOD_HOT_PATH=false "
+                        "(the before/after of a lever on the same code)")
     args = p.parse_args(argv)
     if args.duration <= 0 or args.connections <= 0:
         p.error("--duration and --connections must be positive")

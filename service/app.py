@@ -16,6 +16,7 @@ from service.api import akismet, auth, coral, guard, limits, openapi, perspectiv
 from service.api import check as api
 from service.api import models as models_web
 from service.api import rules as rules_api
+from service.api.hotpath import HotPath
 from service.api.jsonfast import OrjsonProvider
 from service.cache import verdict_cache as cache
 from service.config import Settings, load_settings
@@ -80,7 +81,23 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     app.register_blueprint(coral.bp)
     app.register_blueprint(limits.protect(app, rules_api.bp, style="json"))
     app.register_blueprint(models_web.bp)
+    if settings.hot_path:  # the two endpoints comment forms call, without Flask's cycle
+        app.wsgi_app = HotPath(app, res, SECURITY_HEADERS)  # type: ignore[method-assign]
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        after_fork(app)  # no gunicorn master: this process is the worker
     return app
+
+
+def close_app(app: Flask) -> None:
+    """Stop what the app started (writer, sync and notice threads) and close its pool."""
+    res: Resources = app.extensions[EXTENSION]
+    for hook in res.on_close:
+        hook()
+    if res.write_behind is not None:
+        res.write_behind.stop()
+    if res.model_subscriber is not None:
+        res.model_subscriber.stop()
+    res.store.engine.dispose()
 
 
 def init_resources(app: Flask, settings: Settings) -> Resources:
@@ -97,8 +114,6 @@ def init_resources(app: Flask, settings: Settings) -> Resources:
     auth.init_key_cache(res)
     writebehind.init(res)
     init_label_memory(res)
-    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        after_fork(app)  # no gunicorn master: this process is the worker
     return res
 
 

@@ -94,6 +94,19 @@ class Settings:
     cache_local_ttl_seconds: float = _setting(
         60.0, "without Redis: how long a worker trusts its own cached verdict", float
     )
+    hot_path: bool = _setting(
+        True,
+        "answer POST /api/v1/check and /1.1/comment-check from the lean WSGI path in front "
+        "of Flask (same answers; false: through Flask's full request cycle)",
+        _bool,
+    )
+    cache_sync_seconds: float = _setting(
+        0.2,
+        "with Redis: how often a worker sends its flood counts and hears of labels taken "
+        "elsewhere; a repeat answered from the worker's own tier makes no Redis round trip "
+        "(0: every check makes one)",
+        float,
+    )
     redis_timeout_seconds: float = _setting(0.05, "Redis connect and read timeout", float)
     redis_retry_after_seconds: float = _setting(
         2.0, "how long to skip Redis after a failure", float
@@ -327,6 +340,8 @@ def _validate(s: Settings) -> None:
         raise ConfigurationError(f"{PREFIX}SCORING_BUDGET_SECONDS must be in (0, 60]")
     if s.cache_ttl_seconds < 0:
         raise ConfigurationError(f"{PREFIX}CACHE_TTL_SECONDS must be 0 or more")
+    if not 0 <= s.cache_sync_seconds <= 5:
+        raise ConfigurationError(f"{PREFIX}CACHE_SYNC_SECONDS must be in [0, 5]")
     if not 0 < s.redis_timeout_seconds <= 5:
         raise ConfigurationError(f"{PREFIX}REDIS_TIMEOUT_SECONDS must be in (0, 5]")
     if s.redis_url and not s.redis_url.startswith(("redis://", "rediss://", "unix://")):

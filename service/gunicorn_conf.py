@@ -79,9 +79,12 @@ def pre_fork(server: Any, worker: Any) -> None:
 
 def post_fork(server: Any, worker: Any) -> None:
     from service.app import after_fork
+    from service.resources import EXTENSION
     from service.wsgi import app
 
     after_fork(app)
+    # A model this worker swaps in later is frozen too (service/scoring/model.py).
+    app.extensions[EXTENSION].models.freeze_after_load = True
 
 
 def worker_exit(server: Any, worker: Any) -> None:

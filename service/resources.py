@@ -67,6 +67,7 @@ class Resources:
     )  # signed Coral requests answered lately, without Redis (digest -> answer, expiry)
     # Hooks, called in order.
     after_fork: list[Callable[[], None]] = field(default_factory=list)
+    on_close: list[Callable[[], None]] = field(default_factory=list)  # threads to stop
     on_feedback: list[FeedbackListener] = field(default_factory=list)
     readiness: dict[str, Callable[[], dict[str, Any]]] = field(default_factory=dict)
 

@@ -23,9 +23,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text
 
-from service.app import create_app
+from service.app import close_app, create_app
 from service.registry.versions import Registry
-from service.resources import EXTENSION
 from service.store import migrate, schema
 from service.store.db import Store, engine_for
 
@@ -166,10 +165,7 @@ def make_app(model_dir: Path, tmp_path: Path, sqlite_url: str) -> Iterator[Calla
 
     yield build
     for app in built:
-        res = app.extensions[EXTENSION]
-        if res.write_behind is not None:
-            res.write_behind.stop()
-        res.store.engine.dispose()
+        close_app(app)
 
 
 @pytest.fixture

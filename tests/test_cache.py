@@ -215,8 +215,72 @@ def test_feedback_invalidates_in_every_worker(make_app: Callable[..., Flask],
     assert check(worker_b, SPAM)["cached"] is True  # now in b's local tier too
     record_feedback(res_of(app_a), label="ham", source="moderator", actor="t", site_id=None,
                     guid=guid)
-    assert check(worker_b, SPAM)["cached"] is False  # b's local copy is stale: generation
+    # b hears the label by pub/sub (its sync thread), within the sync lag: a repeat it
+    # answers without a round trip is never trusted past that.
+    wait_until_heard(res_of(app_a), res_of(worker_b.application))
+    assert check(worker_b, SPAM)["cached"] is False  # b's local copy is gone
     assert check(worker_a, SPAM)["cached"] is True  # re-scored verdict is cached again
+
+
+def wait_until_heard(*workers: Resources, seconds: float = 2.0) -> None:
+    """Until every worker's local tier has dropped what a label invalidated."""
+    deadline = time.monotonic() + seconds
+    while any(len(r.cache.local) for r in workers if r.cache is not None):
+        assert time.monotonic() < deadline, "the invalidation was not heard in time"
+        time.sleep(0.005)
+
+
+def test_labels_are_heard_by_pub_sub_not_asked_per_check(
+    make_app: Callable[..., Flask], redis_url: str
+) -> None:
+    """A worker drops another worker's labelled comment from its tier at once, and
+    the first check after that asks Redis (generation compared) again."""
+    app_a = make_app(redis_url=redis_url, label_memory_size=0)
+    app_b = make_app(redis_url=redis_url, label_memory_size=0)
+    b = app_b.test_client()
+    guid = check(app_a.test_client(), SPAM)["guid"]
+    assert check(b, SPAM)["cached"] is True
+    assert len(res_of(app_b).cache.local) == 1
+    started = time.monotonic()
+    record_feedback(res_of(app_a), label="ham", source="moderator", actor="t", site_id=None,
+                    guid=guid)
+    wait_until_heard(res_of(app_b))
+    assert time.monotonic() - started < 1.0
+
+
+def test_a_repeat_makes_no_round_trip(make_app: Callable[..., Flask],
+                                      redis_server: Callable[..., RedisServer]) -> None:
+    """The repeat is answered from the worker's tier; its flood increment rides the
+    sync thread's next batch (INCRBY), never a script call of its own."""
+    server = redis_server()  # its own server: the command count is server-wide
+    app = make_app(redis_url=server.url, cache_sync_seconds=0.05)
+    client = app.test_client()
+    sync = res_of(app).cache.sync
+    assert sync is not None
+    deadline = time.monotonic() + 5
+    while not sync.healthy:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    short = "thanks, great piece"  # a short reply: flood bucket 0 at any count
+    assert check(client, short)["cached"] is False
+    r = redis.Redis.from_url(server.url)
+
+    def calls() -> dict[str, int]:
+        return {name.removeprefix("cmdstat_"): int(stat["calls"])
+                for name, stat in r.info("commandstats").items()}
+
+    before = calls()
+    answers = [check(client, short) for _ in range(20)]
+    assert all(a["cached"] for a in answers)
+    time.sleep(0.3)  # a few sync ticks
+    after = calls()
+    sent = {name: n - before.get(name, 0) for name, n in after.items()
+            if n != before.get(name, 0)}
+    assert "evalsha" not in sent
+    assert set(sent) <= {"incrby", "expire", "get", "info", "ping"}
+    # ... and Redis holds the 21 sightings.
+    [key] = [k for k in r.keys("commentmod:flood:text:*")]
+    assert int(r.get(key) or 0) == 21
 
 
 def test_feedback_with_the_comment_itself(make_app: Callable[..., Flask],
@@ -240,10 +304,10 @@ def test_unreadable_redis_value_is_a_miss(make_app: Callable[..., Flask],
     assert check(fresh, SPAM)["cached"] is False
 
 
-def test_hit_is_one_round_trip(make_app: Callable[..., Flask],
+def test_without_sync_a_hit_is_one_round_trip(make_app: Callable[..., Flask],
                                redis_server: Callable[..., RedisServer]) -> None:
     server = redis_server()  # its own server: the command count is server-wide
-    app = make_app(redis_url=server.url)
+    app = make_app(redis_url=server.url, cache_sync_seconds=0)  # no sync thread
     client = app.test_client()
     check(client, SPAM)
     r = redis.Redis.from_url(server.url)
@@ -349,3 +413,30 @@ def test_bad_cache_setting_from_the_environment_names_the_variable() -> None:
 
     with pytest.raises(ConfigurationError, match="COMMENTMOD_FLOOD_SPAM_COUNT"):
         load_settings(environ={"COMMENTMOD_FLOOD_SPAM_COUNT": "lots"})
+
+
+def test_another_workers_label_memory_hears_a_label_by_pub_sub(
+    make_app: Callable[..., Flask], redis_url: str
+) -> None:
+    """With its own database poll an hour away, worker b answers a comment labelled on
+    worker a with that label well within a second: the sync thread read it."""
+    app_a = make_app(redis_url=redis_url, label_memory_refresh_seconds=3600)
+    app_b = make_app(redis_url=redis_url, label_memory_refresh_seconds=3600)
+    b = app_b.test_client()
+    sync = res_of(app_b).cache.sync
+    deadline = time.monotonic() + 5
+    while not sync.healthy:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    guid = check(app_a.test_client(), SPAM)["guid"]
+    assert check(b, SPAM)["verdict"] == "spam"
+    started = time.monotonic()
+    record_feedback(res_of(app_a), label="ham", source="moderator", actor="t", site_id=None,
+                    guid=guid)
+    while True:
+        answer = check(b, SPAM)
+        if answer["verdict"] == "ham":
+            break
+        assert time.monotonic() - started < 1.0, "worker b did not hear the label"
+        time.sleep(0.005)
+    assert "marked ham by a moderator" in [r["description"] for r in answer["reasons"]]

@@ -188,8 +188,10 @@ def test_same_address_is_counted(make_app: Callable[..., Flask], redis_url: str)
 
 def test_counts_are_shared_across_workers(make_app: Callable[..., Flask],
                                           redis_url: str) -> None:
-    a = make_app(redis_url=redis_url).test_client()
-    b = make_app(redis_url=redis_url).test_client()
+    """Every check asks Redis (no sync thread): counts are exact at once. With the sync
+    thread they lag by its interval (test_repeats_answered_without_redis_reach_every_worker)."""
+    a = make_app(redis_url=redis_url, cache_sync_seconds=0).test_client()
+    b = make_app(redis_url=redis_url, cache_sync_seconds=0).test_client()
     check(a, FLOODED)
     check(b, FLOODED)
     assert "the same text was posted 3 times in the last hour" in descriptions(check(a, FLOODED))
@@ -203,3 +205,96 @@ def test_normalised_text_is_counted_together(make_app: Callable[..., Flask],
     spaced = FLOODED.replace("mayor", "m a y o r").replace("e", "\u0435", 3)  # homoglyphs
     assert "the same text was posted 3 times in the last hour" in descriptions(
         check(client, spaced))
+
+
+# --- counts of repeats answered without Redis (flood.SharedCounts) ----------------------
+
+
+class Clocks:
+    def __init__(self) -> None:
+        self.wall = 7_200.0 + 1_800.0  # half way through a one-hour slot
+        self.mono = 100.0
+
+
+def shared(fresh: float = 1.0) -> tuple[flood.SharedCounts, Clocks]:
+    clocks = Clocks()
+    counts = flood.SharedCounts(100, fresh, clock=lambda: clocks.wall,
+                                monotonic=lambda: clocks.mono)
+    return counts, clocks
+
+
+def test_shared_counts_estimate_only_what_redis_told_recently() -> None:
+    counts, clocks = shared(fresh=1.0)
+    assert counts.estimate("t:a", 3600) is None  # never learnt: ask Redis
+    slot = int(clocks.wall // 3600)
+    counts.learn("t:a", slot, total=4, previous=10)
+    assert counts.estimate("t:a", 3600) == 4 + 1 + 5  # this check, half the last slot
+    counts.add("t:a", 3600)
+    counts.add("t:a", 3600)
+    assert counts.estimate("t:a", 3600) == 4 + 2 + 1 + 5  # unsent increments count here
+    clocks.mono += 1.5
+    assert counts.estimate("t:a", 3600) is None  # too old: ask Redis again
+    counts.learn("t:a", slot, total=9, previous=10)
+    assert counts.estimate("t:a", 3600) == 9 + 2 + 1 + 5
+    clocks.wall += 3600
+    assert counts.estimate("t:a", 3600) is None  # a new slot: ask Redis
+
+
+def test_shared_counts_are_sent_once_and_kept_while_redis_is_away() -> None:
+    counts, clocks = shared()
+    slot = int(clocks.wall // 3600)
+    counts.learn("t:a", slot, total=1, previous=0)
+    for _ in range(3):
+        counts.add("t:a", 3600)
+    items = counts.take()
+    assert items == [("t:a", slot, 3)]
+    assert counts.take() == []
+    assert counts.estimate("t:a", 3600) == 1 + 3 + 1  # in flight still counts
+    counts.unsent(items)  # Redis was not reached
+    assert counts.take() == [("t:a", slot, 3)]
+    counts.sent("t:a", slot, 3, total=12, previous=0)  # 8 from other workers
+    assert counts.estimate("t:a", 3600) == 12 + 1
+    assert counts.with_unsent("t:a", slot, 12) == 12
+
+
+def test_shared_counts_are_bounded() -> None:
+    counts, clocks = shared()
+    slot = int(clocks.wall // 3600)
+    for i in range(250):
+        counts.learn(f"t:{i}", slot, total=1, previous=0)
+    assert len(counts) == 100
+    assert counts.estimate("t:0", 3600) is None
+    assert counts.estimate("t:249", 3600) == 2
+
+
+def test_repeats_answered_without_redis_reach_every_worker(
+    make_app: Callable[..., Flask], redis_url: str
+) -> None:
+    """Two workers with their sync threads: repeats each answers from its own tier are
+    counted in Redis within the sync lag, and the other worker's next look sees them."""
+    import time
+
+    import redis
+
+    settings: dict[str, Any] = {"redis_url": redis_url, "cache_sync_seconds": 0.05,
+                                "flood_spam_count": 30}
+    a, b = make_app(**settings), make_app(**settings)
+    for app in (a, b):
+        sync = app.extensions["commentmod"].cache.sync
+        deadline = time.monotonic() + 5
+        while not sync.healthy:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+    client_a, client_b = a.test_client(), b.test_client()
+    for _ in range(12):
+        check(client_a, FLOODED)
+    r = redis.Redis.from_url(redis_url)
+    deadline = time.monotonic() + 2
+    while True:
+        values = [int(r.get(k) or 0) for k in r.keys("commentmod:flood:text:*")]
+        if values == [12] or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
+    assert values == [12]
+    assert "the same text was posted 13 times in the last hour" in descriptions(
+        check(client_b, FLOODED))

@@ -133,19 +133,24 @@ def request_fields() -> dict[str, str]:
     raw_kept = request.method == "POST" and urlencoded and "form" not in request.__dict__
     raw = request.get_data(cache=True) if raw_kept else b""
     if raw_kept and raw.isascii():
-        # The usual body: percent-encoded ASCII, parsed here in one pass (Werkzeug's
-        # form machinery cost as much as the Redis round trip), charset applied.
-        values = _parse_form(raw.decode("ascii"), "utf-8")
-        charset = (values.get("blog_charset") or values.get("charset") or "").strip()
-        if charset and _foreign_charset(charset):
-            values = _parse_form(raw.decode("ascii"), charset)
-        return _with_aliases({**values, **dict(request.args.items())})
+        return ascii_form_fields(raw, dict(request.args.items()))
     values = dict(request.values.items())
     charset = (values.get("blog_charset") or values.get("charset") or "").strip()
     if raw_kept and charset and _foreign_charset(charset):
         decoded = _parse_form(raw.decode("latin-1"), charset)
         values = {**decoded, **{k: v for k, v in request.args.items()}}
     return _with_aliases(values)
+
+
+def ascii_form_fields(raw: bytes, args: dict[str, str]) -> dict[str, str]:
+    """The usual body: percent-encoded ASCII, parsed in one pass (Werkzeug's form
+    machinery cost as much as the Redis round trip), charset applied, then the
+    query's fields over it (this module's views and service.api.hotpath)."""
+    values = _parse_form(raw.decode("ascii"), "utf-8")
+    charset = (values.get("blog_charset") or values.get("charset") or "").strip()
+    if charset and _foreign_charset(charset):
+        values = _parse_form(raw.decode("ascii"), charset)
+    return _with_aliases({**values, **args})
 
 
 def _parse_form(body: str, charset: str) -> dict[str, str]:
@@ -241,7 +246,8 @@ def _covers(bound: str, blog: str) -> bool:
 
 
 def authorise(
-    res: Resources, fields: dict[str, str], *, fresh: bool = False, asked: bool = False
+    res: Resources, fields: dict[str, str], host: str, *, fresh: bool = False,
+    asked: bool = False,
 ) -> KeyInfo:
     """The key's site, checked against ``blog``; otherwise Invalid with the reason.
 
@@ -251,7 +257,7 @@ def authorise(
     operator types a new key into its settings form, verify-key and get-subscription
     carry the new one as ``key`` beside the old one as ``api_key``.
     """
-    key = (fields.get("key", "").strip() if asked else "") or form_key(fields, request.host)
+    key = (fields.get("key", "").strip() if asked else "") or form_key(fields, host)
     if not key:
         raise Invalid(
             'Empty "api_key" value: send api_key (or key), or reach us as KEY.rest.akismet.com'
@@ -286,7 +292,7 @@ def _require_post() -> None:
 @bp.route("/1.1/verify-key", methods=["GET", "POST"])
 def verify_key() -> Response:
     _require_post()
-    authorise(resources(), request_fields(), fresh=True, asked=True)
+    authorise(resources(), request_fields(), request.host, fresh=True, asked=True)
     return text("valid")
 
 
@@ -296,15 +302,21 @@ def _posted_fields() -> tuple[Resources, dict[str, str], KeyInfo]:
     _require_post()
     res = resources()
     fields = request_fields()
-    info = authorise(res, fields)
+    return res, fields, posted_key(res, fields, request.host)
+
+
+def posted_key(res: Resources, fields: dict[str, str], host: str) -> KeyInfo:
+    """A live key for the blog, and the commenter's IP (comment-check, submit-*)."""
+    info = authorise(res, fields, host)
     if not fields.get("user_ip", "").strip():
         raise Invalid('Empty "user_ip" value: send the commenter\'s IP address')
-    return res, fields, info
+    return info
 
 
-@bp.route("/1.1/comment-check", methods=["GET", "POST"])
-def comment_check() -> Response:
-    res, fields, info = _posted_fields()
+def check_answer(
+    res: Resources, fields: dict[str, str], info: KeyInfo
+) -> tuple[str, dict[str, str]]:
+    """comment-check's body and headers (this view and service.api.hotpath)."""
     comment = to_comment(fields, res.settings)
     [result] = check_comments(
         res, [comment], site_id=info.site_id, source="akismet", is_test=flag(fields.get("is_test"))
@@ -319,7 +331,14 @@ def comment_check() -> Response:
     # Akismet's test author is plain spam, never "discard": client test suites expect SPAM.
     if spam and outcome.discard and outcome.rule != "guaranteed_spam":
         headers["X-akismet-pro-tip"] = "discard"
-    return text("true" if spam else "false", headers)
+    return ("true" if spam else "false"), headers
+
+
+@bp.route("/1.1/comment-check", methods=["GET", "POST"])
+def comment_check() -> Response:
+    res, fields, info = _posted_fields()
+    body, headers = check_answer(res, fields, info)
+    return text(body, headers)
 
 
 def _submit(label: str) -> Response:
@@ -371,7 +390,7 @@ def get_subscription() -> Response:
     """The plugin saves a key from its settings form only when this says ``active``;
     the fields are the ones its settings page reads (views/config.php)."""
     _require_post()
-    authorise(resources(), request_fields(), fresh=True, asked=True)
+    authorise(resources(), request_fields(), request.host, fresh=True, asked=True)
     return json_body(SUBSCRIPTION)
 
 
@@ -382,7 +401,7 @@ def get_stats() -> Response:
     _require_post()
     res = resources()
     fields = request_fields()
-    info = authorise(res, fields, asked=True)
+    info = authorise(res, fields, request.host, asked=True)
     period = fields.get("from", "").strip() or "all"
     if period != "all" and period not in STATS_PERIODS:
         raise Invalid('"from" must be 60-days, 6-months or all')
@@ -412,7 +431,7 @@ def deactivate() -> Response:
     switched on again with it); revoke keys with ``commentmod keys revoke``."""
     _require_post()
     res = resources()
-    info = authorise(res, request_fields(), fresh=True, asked=True)
+    info = authorise(res, request_fields(), request.host, fresh=True, asked=True)
     res.store.audit(f"site:{info.site_id}", "key.deactivate", info.site_url)
     return text("deactivated")
 

@@ -29,8 +29,6 @@ import time
 from collections import OrderedDict
 from collections.abc import Mapping
 
-from flask import Request
-
 from service.errors import AuthenticationError
 from service.resources import Resources
 from service.store.db import KeyInfo, Store, hash_key
@@ -112,13 +110,13 @@ def form_key(fields: Mapping[str, str], host: str) -> str:
     return host_key(host)
 
 
-def bearer_key(request: Request) -> str | None:
-    """The key of an ``Authorization: Bearer KEY`` header; None when there is no header.
+def bearer_key(header: str | None) -> str | None:
+    """The key of an ``Authorization: Bearer KEY`` header (its value, or None when
+    the request has none); None when there is no header.
 
     A header in any other form is refused rather than ignored: a client that
     tried to authenticate must learn that it failed.
     """
-    header = request.headers.get("Authorization")
     if header is None:
         return None
     scheme, _, value = header.strip().partition(" ")
@@ -127,9 +125,10 @@ def bearer_key(request: Request) -> str | None:
     return value.strip()
 
 
-def authenticate_api(res: Resources, request: Request) -> KeyInfo | None:
-    """The caller's key for the JSON API, None for an allowed anonymous call, else 401."""
-    key = bearer_key(request)
+def authenticate_api(res: Resources, authorization: str | None) -> KeyInfo | None:
+    """The caller's key for the JSON API (from the ``Authorization`` header's value),
+    None for an allowed anonymous call, else 401."""
+    key = bearer_key(authorization)
     if key is None:
         if res.settings.auth_required:
             raise AuthenticationError(

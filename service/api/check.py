@@ -11,6 +11,7 @@ from service.api.checking import check_comments, record_feedback
 from service.api.comments import json_body, parse_comment
 from service.errors import BatchTooLarge, ValidationError
 from service.resources import Resources, resources
+from training.text import Comment
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -22,8 +23,14 @@ def json_response(body: Any, status: int = 200) -> Response:
 
 
 def _site_id(res: Resources) -> int | None:
-    info = authenticate_api(res, request)
+    info = authenticate_api(res, request.headers.get("Authorization"))
     return info.site_id if info is not None else None
+
+
+def check_one(res: Resources, site_id: int | None, comment: Comment) -> dict[str, Any]:
+    """The answer to one checked comment (this view and service.api.hotpath)."""
+    [result] = check_comments(res, [comment], site_id=site_id, source="api")
+    return result.to_dict()
 
 
 @bp.post("/check")
@@ -31,8 +38,7 @@ def check() -> Response:
     res = resources()
     site_id = _site_id(res)
     comment = parse_comment(json_body(request, res.settings), res.settings)
-    [result] = check_comments(res, [comment], site_id=site_id, source="api")
-    return json_response(result.to_dict())
+    return json_response(check_one(res, site_id, comment))
 
 
 @bp.post("/check/batch")
@@ -64,7 +70,7 @@ def feedback() -> Response:
     before is recorded with its label rather than refused.
     """
     res = resources()
-    info = authenticate_api(res, request)
+    info = authenticate_api(res, request.headers.get("Authorization"))
     body = json_body(request, res.settings)
     if not isinstance(body, dict):
         raise ValidationError("body must be a JSON object")

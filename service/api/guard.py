@@ -23,7 +23,7 @@ from service.errors import ValidationError
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 # In a JSON body, such a character can only arrive escaped (a raw control byte is
 # no valid JSON): look further only when the body holds such an escape.
-_JSON_SUSPECT = re.compile(rb"\\u0000|\\u[dD][89a-fA-F]")
+JSON_SUSPECT = re.compile(rb"\\u0000|\\u[dD][89a-fA-F]")
 _FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
 # Blueprints that decode their form themselves (Akismet's blog_charset).
 OWN_FORM_DECODING = frozenset({"akismet"})
@@ -83,7 +83,7 @@ def check_request(request: Request) -> None:
             refuse_in_mapping(request.form)
         return
     raw = request.get_data(cache=True)
-    if raw and _JSON_SUSPECT.search(raw) is not None:
+    if raw and JSON_SUSPECT.search(raw) is not None:
         try:
             document = json.loads(raw)  # keeps lone surrogates, which orjson refuses
         except ValueError:

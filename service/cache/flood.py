@@ -236,3 +236,116 @@ class LocalCounters:
         while len(self) > self.max_keys:
             segment = self._probation or self._protected
             segment.popitem(last=False)
+
+
+class SharedCounts:
+    """Flood counts learnt from Redis plus this worker's increments not sent yet.
+
+    With Redis, a repeat answered from the worker's own verdict tier counts here
+    instead of in a round trip of its own: :meth:`take` hands the increments to
+    the cache's sync thread, which sends them to Redis in one pipeline every
+    ``cache_sync_seconds`` and hands back (:meth:`learn`) the totals every
+    worker on every host has sent. A count therefore lags what all workers saw
+    by at most two sync intervals (this worker's and the sender's). A key whose
+    total was not learnt within ``fresh_seconds`` in the current slot is not
+    estimated here (:meth:`estimate` returns None): that check asks Redis, as
+    a first sighting does.
+
+    Bounded to ``max_keys`` learnt keys, least recently used first out; unsent
+    increments of an evicted key are still sent.
+    """
+
+    def __init__(
+        self,
+        max_keys: int,
+        fresh_seconds: float,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.max_keys = max_keys
+        self.fresh_seconds = fresh_seconds
+        self._clock = clock
+        self._monotonic = monotonic
+        # name -> [slot, total in Redis, previous slot's total, when learnt (monotonic)]
+        self._known: OrderedDict[str, list[float]] = OrderedDict()
+        self._pending: dict[tuple[str, int], int] = {}
+        self._inflight: dict[tuple[str, int], int] = {}
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._known)
+
+    def _unsent(self, name: str, slot: int) -> int:
+        key = (name, slot)
+        return self._pending.get(key, 0) + self._inflight.get(key, 0)
+
+    def estimate(self, name: str, window: int) -> int | None:
+        """This check's count (itself included) if known fresh enough, else None."""
+        slot, progress = slot_of(self._clock(), window)
+        entry = self._known.get(name)
+        if entry is None or entry[0] != slot:
+            return None
+        if self._monotonic() - entry[3] > self.fresh_seconds:
+            return None
+        current = int(entry[1]) + self._unsent(name, slot) + 1
+        return estimate(current, int(entry[2]), progress)
+
+    def add(self, name: str, window: int) -> None:
+        """Count one sighting here, to be sent with the next :meth:`take`."""
+        slot, _ = slot_of(self._clock(), window)
+        key = (name, slot)
+        with self._lock:
+            self._pending[key] = self._pending.get(key, 0) + 1
+
+    def learn(self, name: str, slot: int, total: int, previous: int) -> None:
+        """Redis's total for ``name`` in ``slot`` (every worker's increments sent so far)."""
+        with self._lock:
+            self._known[name] = [slot, total, previous, self._monotonic()]
+            self._known.move_to_end(name)
+            while len(self._known) > self.max_keys:
+                self._known.popitem(last=False)
+
+    def with_unsent(self, name: str, slot: int, total: int) -> int:
+        """A total read from Redis plus what this worker counted and has not sent."""
+        return total + self._unsent(name, slot)
+
+    def take(self) -> list[tuple[str, int, int]]:
+        """The increments to send now: (name, slot, n); they stay counted until learnt."""
+        with self._lock:
+            if not self._pending:
+                return []
+            taken = self._pending
+            self._pending = {}
+            for key, n in taken.items():
+                self._inflight[key] = self._inflight.get(key, 0) + n
+        return [(name, slot, n) for (name, slot), n in taken.items()]
+
+    def sent(self, name: str, slot: int, n: int, total: int, previous: int) -> None:
+        """Redis took ``n`` increments and answered its new total."""
+        with self._lock:
+            key = (name, slot)
+            left = self._inflight.get(key, 0) - n
+            if left > 0:
+                self._inflight[key] = left
+            else:
+                self._inflight.pop(key, None)
+        self.learn(name, slot, total, previous)
+
+    def unsent(self, items: list[tuple[str, int, int]]) -> None:
+        """Redis was not reached: the increments wait for the next sync (bounded)."""
+        with self._lock:
+            for name, slot, n in items:
+                key = (name, slot)
+                left = self._inflight.get(key, 0) - n
+                if left > 0:
+                    self._inflight[key] = left
+                else:
+                    self._inflight.pop(key, None)
+                if len(self._pending) < self.max_keys:
+                    self._pending[key] = self._pending.get(key, 0) + n
+
+    def clear(self) -> None:
+        with self._lock:
+            self._known.clear()
+            self._pending.clear()
+            self._inflight.clear()

@@ -73,3 +73,8 @@ def login_address(digest: str) -> str:
 
 def coral_seen(digest: str) -> str:
     return CORAL_SEEN.format(digest=digest)
+
+# Pub/sub channel (no key, no TTL): a label was taken for a comment; the message
+# is the comment's fields digest. Every worker drops that comment's verdicts from
+# its own tier and reads new labels (service/cache/sync.py).
+INVALIDATE_CHANNEL = PREFIX + "invalidate"

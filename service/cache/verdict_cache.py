@@ -19,6 +19,16 @@ every host compares the generation of its local entry with the one read in the
 same round trip, so the old verdict is gone everywhere at once. Without Redis
 (or while it is down) a worker cannot hear of other workers' feedback; its
 local entries are then trusted for ``cache_local_ttl_seconds`` only.
+
+**A repeat without a round trip** (``cache_sync_seconds`` > 0, the default):
+feedback also publishes the comment's digest, and each worker's sync thread
+(service/cache/sync.py) drops the entries it names. An entry stored while that
+subscription was up, and still up, is answered from the worker's own tier with
+no Redis call at all, when the flood counts it depends on are known fresh:
+the increments are counted in the worker and sent in batches
+(:class:`service.cache.flood.SharedCounts`). Anything else (a first sighting,
+a flood bucket that moved, a stale count, the subscription down) takes the
+round trip above.
 """
 
 from __future__ import annotations
@@ -38,6 +48,7 @@ import redis
 from service import metrics
 from service.cache import flood, keys
 from service.cache.redis_client import RedisGate, Script
+from service.cache.sync import CacheSync
 from service.config import Settings
 from service.resources import Resources
 from service.scoring.model import Reason, Scorer
@@ -66,6 +77,7 @@ return out
 """)
 
 PENDING_MAX = 2_000  # verdicts a worker keeps for its next round trip, at most
+DROPPED_MAX = 10_000  # recent invalidations remembered, so a racing store is not kept
 
 # Fields the key does not take verbatim: the features only read whether the
 # comment came within a minute of the article (see key_values).
@@ -187,6 +199,7 @@ class Lookup:
     generation: int | None
     outcome: Outcome | None = None
     tier: str = ""
+    started: float = 0.0  # monotonic: a drop heard after this keeps its verdict out of the tier
 
 
 class VerdictCache:
@@ -210,6 +223,13 @@ class VerdictCache:
         self._pending_lock = threading.Lock()
         self.local = LocalTier(settings.cache_local_size)
         self.counters = flood.LocalCounters(settings.flood_local_keys, clock=wall)
+        # With Redis and a sync thread (attach_sync): counts of repeats answered here.
+        self.shared = flood.SharedCounts(
+            settings.flood_local_keys, fresh_seconds=2 * settings.cache_sync_seconds, clock=wall
+        )
+        self.sync: CacheSync | None = None
+        self.on_invalidate: list[Callable[[str], None]] = []  # told of labels heard by pub/sub
+        self._dropped: OrderedDict[str, float] = OrderedDict()  # fields -> when dropped
         self.all_bounds = flood.buckets_for(settings.flood_spam_count)
         self._bounds: dict[str, tuple[int, ...]] = {}
         self._clock = clock
@@ -281,25 +301,121 @@ class VerdictCache:
         # The generation (and the local tier's first key part) is the comment's own:
         # feedback invalidates its verdicts under every context (site lists,
         # thresholds); the verdict key adds the context.
+        started = self._clock()
         fields = [fields_key(c) for c in comments]
         vkeys = (
             [verdict_key(version, fields_key(c, context)) for c in comments]
             if context else [verdict_key(version, f) for f in fields]
         )
         fkeys = [flood.flood_keys(c) for c in comments]
-        remote = self._remote_lookup(fkeys, fields, vkeys, len(bounds))
-        lookups = []
-        for i, c in enumerate(comments):
-            if remote is not None:
-                counts, generation, cached = remote[i]
-            else:
-                counts, generation, cached = self._local_counts(fkeys[i]), None, []
-            bucket = flood.bucket_of(counts, bounds)
-            lk = Lookup(c, fields[i], vkeys[i], counts, bucket, bounds[bucket], generation)
-            if self.enabled:
-                self._find(lk, cached[bucket] if cached else None)
-            lookups.append(lk)
-        return lookups
+        found: list[Lookup | None] = [None] * len(comments)
+        if self.answers_here():
+            for i, c in enumerate(comments):
+                found[i] = self._repeat_here(c, fields[i], vkeys[i], fkeys[i], bounds, started)
+        rest = [i for i, lk in enumerate(found) if lk is None]
+        if rest:
+            remote = self._remote_lookup(
+                [fkeys[i] for i in rest], [fields[i] for i in rest], [vkeys[i] for i in rest],
+                len(bounds),
+            )
+            for j, i in enumerate(rest):
+                if remote is not None:
+                    counts, generation, cached = remote[j]
+                else:
+                    counts, generation, cached = self._local_counts(fkeys[i]), None, []
+                bucket = flood.bucket_of(counts, bounds)
+                lk = Lookup(comments[i], fields[i], vkeys[i], counts, bucket, bounds[bucket],
+                            generation, started=started)
+                if self.enabled:
+                    self._find(lk, cached[bucket] if cached else None)
+                found[i] = lk
+        return [lk for lk in found if lk is not None]
+
+    # --- a repeat answered without Redis -------------------------------------------
+    def answers_here(self) -> bool:
+        """Whether a repeat may be answered from this worker's tier with no round trip:
+        the cache is on, Redis is up and this worker hears its invalidations."""
+        sync, gate = self.sync, self.gate
+        return (
+            self.enabled and sync is not None and sync.healthy
+            and gate is not None and not gate.skipping()
+        )
+
+    def _repeat_here(
+        self, c: Comment, fields: str, vkey: str, fk: flood.FloodKeys,
+        bounds: tuple[int, ...], started: float,
+    ) -> Lookup | None:
+        """A verdict this worker holds, trusted without Redis, or None (ask Redis)."""
+        window = self.settings.flood_window_seconds
+        text = self.shared.estimate("t:" + fk.text, window)
+        if text is None:
+            if fk.substantial:
+                return None  # the count picks the bucket: learn it from Redis first
+            text = 1  # a short reply is bucket 0 whatever its count, and never a reason
+        ip = 0
+        if fk.ip:
+            ip_count = self.shared.estimate("i:" + fk.ip, window)
+            if ip_count is None:
+                return None
+            ip = ip_count
+        counts = flood.FloodCounts(text, ip, fk.substantial)
+        bucket = flood.bucket_of(counts, bounds)
+        entry = self.local.get((fields, vkey, bucket))
+        sync = self.sync
+        if (
+            entry is None or entry.generation is None or sync is None
+            or entry.created < sync.healthy_since
+            or started - entry.created >= self.settings.cache_ttl_seconds
+        ):
+            return None
+        self.shared.add("t:" + fk.text, window)
+        if fk.ip:
+            self.shared.add("i:" + fk.ip, window)
+        metrics.CACHE_EVENTS.labels("local", "hit").inc()
+        return Lookup(c, fields, vkey, counts, bucket, bounds[bucket], entry.generation,
+                      entry.outcome, "local", started)
+
+    def heard(self, fields: str) -> None:
+        """A label was taken somewhere for the comment with these fields (pub/sub)."""
+        self._forget(fields)
+        for listener in self.on_invalidate:
+            listener(fields)
+
+    def _forget(self, fields: str) -> None:
+        self.local.drop_fields(fields)
+        with self._pending_lock:
+            self._dropped[fields] = self._clock()
+            self._dropped.move_to_end(fields)
+            while len(self._dropped) > DROPPED_MAX:
+                self._dropped.popitem(last=False)
+
+    def sync_tick(self) -> None:
+        """The sync thread's tick: deferred verdicts, then this worker's flood increments
+        in one pipeline; the replies are every worker's totals."""
+        self.flush_pending()
+        items = self.shared.take()
+        if not items:
+            return
+        if self.gate is None:
+            self.shared.unsent(items)
+            return
+        ttl = keys.flood_ttl(self.settings.flood_window_seconds)
+
+        def run(client: redis.Redis) -> list[Any]:
+            pipe = client.pipeline(transaction=False)
+            for name, slot, n in items:
+                current = _flood_key(name, slot)
+                pipe.incrby(current, n)
+                pipe.expire(current, ttl)
+                pipe.get(_flood_key(name, slot - 1))
+            return list(pipe.execute())
+
+        replies = self.gate.call(run, op="cache.sync")
+        if replies is None:
+            self.shared.unsent(items)
+            return
+        for j, (name, slot, n) in enumerate(items):
+            self.shared.sent(name, slot, n, int(replies[3 * j]), _int(replies[3 * j + 2]))
 
     def _find(self, lk: Lookup, remote_value: bytes | None) -> None:
         local_key = (lk.fields, lk.key, lk.bucket)
@@ -340,6 +456,9 @@ class VerdictCache:
             return
         now = self._clock()
         for lk, outcome in scored:
+            dropped = self._dropped.get(lk.fields)
+            if dropped is not None and dropped >= lk.started:
+                continue  # a label arrived while it was scored: not kept here
             self.local.put((lk.fields, lk.key, lk.bucket), Entry(outcome, lk.generation, now))
         remote = [(lk, o) for lk, o in scored if lk.generation is not None]
         if self.gate is None or not remote:
@@ -424,9 +543,20 @@ class VerdictCache:
         if replies is None:
             return None
         out = []
+        shared = self.shared
         for fk, reply in zip(fkeys, replies, strict=True):
-            text = flood.estimate(int(reply[0]), _int(reply[1]), progress)
-            ip_count = flood.estimate(int(reply[2]), _int(reply[3]), progress) if fk.ip else 0
+            # Redis's totals, plus what this worker counted and has not sent yet.
+            shared.learn("t:" + fk.text, slot, int(reply[0]), _int(reply[1]))
+            text = flood.estimate(
+                shared.with_unsent("t:" + fk.text, slot, int(reply[0])), _int(reply[1]), progress
+            )
+            ip_count = 0
+            if fk.ip:
+                shared.learn("i:" + fk.ip, slot, int(reply[2]), _int(reply[3]))
+                ip_count = flood.estimate(
+                    shared.with_unsent("i:" + fk.ip, slot, int(reply[2])), _int(reply[3]),
+                    progress,
+                )
             counts = flood.FloodCounts(text, ip_count, fk.substantial)
             out.append((counts, _int(reply[4]), list(reply[5:])))
         return out
@@ -435,7 +565,7 @@ class VerdictCache:
     def invalidate(self, comment: Comment, context: str = "") -> None:
         """Drop the comment's verdicts: here at once, elsewhere via the generation."""
         fields = fields_key(comment, context)
-        self.local.drop_fields(fields)
+        self._forget(fields)
         if self.gate is None:
             return
         ttl = max(self.settings.cache_ttl_seconds, 1)
@@ -444,6 +574,7 @@ class VerdictCache:
             pipe = client.pipeline(transaction=False)
             pipe.incr(keys.generation(fields))
             pipe.expire(keys.generation(fields), ttl)
+            pipe.publish(keys.INVALIDATE_CHANNEL, fields)  # every worker's sync thread
             pipe.execute()
 
         self.gate.call(run, op="cache.invalidate")
@@ -452,6 +583,17 @@ class VerdictCache:
         self.local.clear()
         self._pending = []
         self._pending_lock = threading.Lock()
+        self.shared = flood.SharedCounts(
+            self.settings.flood_local_keys, fresh_seconds=self.shared.fresh_seconds,
+            clock=self._wall,
+        )
+        self._dropped.clear()
+
+
+def _flood_key(name: str, slot: int) -> str:
+    """The Redis counter of a SharedCounts name (``t:`` text or ``i:`` address digest)."""
+    kind, digest = name[:2], name[2:]
+    return keys.flood_text(digest, slot) if kind == "t:" else keys.flood_ip(digest, slot)
 
 
 def _int(value: Any) -> int:
@@ -489,6 +631,18 @@ def init_cache(res: Resources) -> VerdictCache:
         cache.defer_remote = True
         writer.on_tick.append(cache.flush_pending)
     res.after_fork.append(cache.after_fork)
+    if gate is not None and s.cache_sync_seconds > 0 and cache.enabled:
+        sync = CacheSync(
+            s.redis_url, interval=s.cache_sync_seconds, timeout=s.redis_timeout_seconds,
+            on_message=cache.heard, tick=cache.sync_tick, on_down=lambda: None,
+        )
+        cache.sync = sync
+        res.after_fork.append(sync.start)
+        res.on_close.append(sync.stop)
+        memory = res.label_memory
+        if memory is not None:
+            # read the new label now, in the sync thread, not at the next check's refresh
+            cache.on_invalidate.append(lambda _fields: memory.refresh(force=True))
 
     def on_feedback(comment_id: int, comment: Comment | None) -> None:
         if comment is None:

@@ -220,6 +220,7 @@ class ModelHolder:
         self.registry = registry
         self.family = family
         self.reload_interval = reload_interval
+        self.freeze_after_load = False  # gc.freeze() after a swap: set in server workers
         self._scorer: Scorer | None = None
         self._lock = threading.Lock()
         self._next_check = 0.0
@@ -265,8 +266,11 @@ class ModelHolder:
         # A model is ~170,000 long-lived objects: left to the cyclic collector, each
         # full collection walked them all (100+ ms, the p99 of a request that hit
         # one). The previous model goes by reference counting; the new one is frozen.
-        gc.collect()
-        gc.freeze()
+        # Only in a server's worker (set after the fork): a process that builds many
+        # apps (tests, the CLI) would keep every one of them, frozen, for good.
+        if self.freeze_after_load:
+            gc.collect()
+            gc.freeze()
         self.last_error = None
         log.info("model.loaded", extra={"version": version, "previous": previous})
         for callback in self.on_swap:
