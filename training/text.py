@@ -431,8 +431,10 @@ _STOP_WORDS = """a about above after again against all am an and any are aren't 
 STOP_WORDS = frozenset(_STOP_WORDS.split())
 
 
+@functools.lru_cache(maxsize=65_536)
 def is_stop_phrase(name: str) -> bool:
-    """Whether the ``word:`` feature ``name`` is made only of stop words."""
+    """Whether the ``word:`` feature ``name`` is made only of stop words (memoised:
+    a model has a bounded vocabulary and serving asks about the same names)."""
     kind, _, value = name.partition(":")
     return kind == "word" and bool(value) and all(w in STOP_WORDS for w in value.split(" "))
 
@@ -523,6 +525,12 @@ def describe_feature(name: str, comment: Comment | None = None) -> tuple[str, st
     return kind, value
 
 
+@functools.lru_cache(maxsize=65_536)
+def _describe_plain(name: str) -> tuple[str, str]:
+    """:func:`describe_feature` of a name that does not depend on the comment."""
+    return describe_feature(name)
+
+
 def utf16_offsets(text: str) -> list[int]:
     """``out[i]`` is the UTF-16 code-unit offset of Python index ``i`` (len+1 entries)."""
     out = [0]
@@ -607,7 +615,9 @@ def top_reasons(
     for name, value in contributions.items():
         if is_stop_phrase(name):
             continue
-        kind, words = describe_feature(name, comment)
+        # Most names read the same whatever the comment: described once per process.
+        plain = not name.startswith("signal:") and HOST_PREFIX not in name
+        kind, words = _describe_plain(name) if plain else describe_feature(name, comment)
         old = merged.get(words)
         merged[words] = (kind, value + (old[1] if old else 0.0))
     # Ranked by size, so dropping the tiny ones first leaves the same top k.
