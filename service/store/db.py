@@ -10,6 +10,7 @@ acknowledged.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -83,12 +84,14 @@ def _plausible_host(host: str) -> bool:
     return len(labels) >= 2 and all(_HOST_LABEL.match(label) for label in labels)
 
 
+@functools.lru_cache(maxsize=4096)
 def site_key(url: str) -> str:
     """The one spelling of a site: host (lower case, no ``www.``), port and path, no scheme.
 
     Every place that takes a site (keys, thresholds, rules, moderators, the
     Akismet ``blog``) goes through here, so ``news.example.org`` and
-    ``https://www.news.example.org/`` name the same site.
+    ``https://www.news.example.org/`` name the same site. Memoised: every Akismet
+    check sends its blog's URL (an error is raised again each time, never kept).
     """
     raw = url.strip()
     if not raw:
