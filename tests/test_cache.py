@@ -440,3 +440,40 @@ def test_another_workers_label_memory_hears_a_label_by_pub_sub(
         assert time.monotonic() - started < 1.0, "worker b did not hear the label"
         time.sleep(0.005)
     assert "marked ham by a moderator" in [r["description"] for r in answer["reasons"]]
+
+
+def test_after_redis_comes_back_a_repeat_is_verified_once_then_answered_here(
+    make_app: Callable[..., Flask], redis_server: Callable[..., RedisServer]
+) -> None:
+    """While the subscription is down nothing is answered without Redis; once it is
+    back, an entry Redis vouches for again is answered without a round trip."""
+    server = redis_server()
+    app = make_app(redis_url=server.url, cache_sync_seconds=0.05,
+                   redis_retry_after_seconds=0.1)
+    client = app.test_client()
+    cache = res_of(app).cache
+    sync = cache.sync
+
+    def wait(condition: Callable[[], bool]) -> None:
+        deadline = time.monotonic() + 10
+        while not condition():
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+
+    wait(lambda: sync.healthy)
+    short = "thanks, great piece"
+    check(client, short)
+    assert cache.answers_here()
+    server.stop()
+    wait(lambda: not sync.healthy)
+    assert not cache.answers_here()
+    assert check(client, short)["cached"] is True  # Redis down: the local tier, fail open
+    server.start()  # the same port
+    wait(lambda: sync.healthy)
+    time.sleep(0.2)  # past the breaker's pause
+    r = redis.Redis.from_url(server.url)
+    evalsha = lambda: int(r.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0))  # noqa: E731
+    check(client, short)  # Redis vouches for the entry again (one script call)
+    before = evalsha()
+    assert all(check(client, short)["cached"] for _ in range(5))
+    assert evalsha() == before

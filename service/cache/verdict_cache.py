@@ -143,6 +143,7 @@ class Entry:
     outcome: Outcome
     generation: int | None  # None: cached while Redis was not consulted
     created: float
+    verified: float = 0.0  # last time Redis confirmed its generation (monotonic)
 
 
 class LocalTier:
@@ -364,7 +365,9 @@ class VerdictCache:
         sync = self.sync
         if (
             entry is None or entry.generation is None or sync is None
-            or entry.created < sync.healthy_since
+            # Redis vouched for it (its lookup began) while this subscription was up:
+            # any label since then has been heard and would have dropped it.
+            or entry.verified < sync.healthy_since
             or started - entry.created >= self.settings.cache_ttl_seconds
         ):
             return None
@@ -422,6 +425,8 @@ class VerdictCache:
         entry = self.local.get(local_key)
         if entry is not None and self._fresh(entry, lk.generation):
             lk.outcome, lk.tier = entry.outcome, "local"
+            if lk.generation is not None:  # Redis just vouched for it
+                entry.verified = lk.started
             metrics.CACHE_EVENTS.labels("local", "hit").inc()
             return
         if entry is not None:
@@ -434,7 +439,8 @@ class VerdictCache:
             except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
                 lk.outcome = None  # a value we cannot read is a miss, never an error
             if lk.outcome is not None:
-                self.local.put(local_key, Entry(lk.outcome, lk.generation, self._clock()))
+                entry = Entry(lk.outcome, lk.generation, self._clock(), lk.started)
+                self.local.put(local_key, entry)
                 metrics.CACHE_EVENTS.labels("redis", "hit").inc()
                 return
         metrics.CACHE_EVENTS.labels("all", "miss").inc()
@@ -459,7 +465,8 @@ class VerdictCache:
             dropped = self._dropped.get(lk.fields)
             if dropped is not None and dropped >= lk.started:
                 continue  # a label arrived while it was scored: not kept here
-            self.local.put((lk.fields, lk.key, lk.bucket), Entry(outcome, lk.generation, now))
+            self.local.put((lk.fields, lk.key, lk.bucket),
+                           Entry(outcome, lk.generation, now, lk.started))
         remote = [(lk, o) for lk, o in scored if lk.generation is not None]
         if self.gate is None or not remote:
             return
