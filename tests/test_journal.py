@@ -217,6 +217,35 @@ def test_a_journal_that_cannot_be_written_falls_back_to_the_request(
     writer.stop()
 
 
+def test_a_segment_that_cannot_be_reopened_never_writes_into_a_reused_descriptor(
+    store: Store, tmp_path: Path
+) -> None:
+    """The data directory vanishes under a live worker: the writer closes its segment,
+    cannot open the next, and the freed descriptor number goes to the next client's
+    socket. The next check must not be written into that socket (it was: a journal
+    line arrived as an HTTP answer); it is written in the request instead."""
+    root = tmp_path / "journal"
+    writer = WriteBehind(store, interval_seconds=SLOW, journal_root=root)
+    writer.submit([record(1)])
+    journal = writer._journal
+    assert journal is not None
+    old_fd = journal._fd
+    shutil.rmtree(root)
+    writer.flush()  # rotates: closes the segment, cannot open the next
+    reader, socket_like = os.pipe()  # takes the lowest free number: the closed segment's
+    try:
+        assert socket_like == old_fd or reader == old_fd
+        assert writer.submit([record(2)]) == 0
+        os.set_blocking(reader, False)
+        with pytest.raises(BlockingIOError):
+            os.read(reader, 65536)  # nothing was written into the "socket"
+        assert count(store) == 2  # both checks stored: the second in its request
+    finally:
+        os.close(reader)
+        os.close(socket_like)
+        writer.stop()
+
+
 def test_a_journal_that_cannot_be_opened_writes_checks_in_the_request(
     store: Store, tmp_path: Path
 ) -> None:

@@ -168,6 +168,8 @@ class Journal:
     def append(self, data: bytes, n: int) -> None:
         """Hand ``data`` to the kernel (one ``write``): from here a killed process loses
         nothing; with ``fsync`` a power cut does not either."""
+        if self._fd < 0:  # the last segment could not be opened: try again, or raise
+            self._open_next()
         view = memoryview(data)
         while view:
             written = os.write(self._fd, view)
@@ -181,14 +183,22 @@ class Journal:
         if self.count == 0:
             return None
         closed = self.path
-        os.close(self._fd)
-        self._open_next()
+        # Never keep a closed descriptor: if the next segment cannot be opened (data
+        # directory gone, no descriptors left), its number may belong to a client's
+        # socket by the next append, and a record would be written into an answer.
+        fd, self._fd = self._fd, -1
+        os.close(fd)
+        self.count = 0
+        with contextlib.suppress(OSError):  # else the next append tries again, or raises
+            self._open_next()
         return closed
 
     def close(self, remove: bool) -> None:
         """Close the journal; ``remove`` deletes it (everything in it is committed)."""
-        with contextlib.suppress(OSError):
-            os.close(self._fd)
+        fd, self._fd = self._fd, -1
+        if fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(fd)
         if remove:
             with contextlib.suppress(OSError):
                 for segment in self.dir.glob(SEGMENT_GLOB):
@@ -560,7 +570,7 @@ class WriteBehind:
                                 extra={"error": exc.message, "segments": len(self._backlog)})
                     break
                 self._backlog.pop(0)
-                path.unlink()
+                path.unlink(missing_ok=True)  # the data directory may have gone
         WRITTEN.inc(written)
         return written
 
