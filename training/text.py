@@ -431,10 +431,10 @@ _STOP_WORDS = """a about above after again against all am an and any are aren't 
 STOP_WORDS = frozenset(_STOP_WORDS.split())
 
 
-@functools.lru_cache(maxsize=65_536)
+@functools.lru_cache(maxsize=4_096)
 def is_stop_phrase(name: str) -> bool:
-    """Whether the ``word:`` feature ``name`` is made only of stop words (memoised:
-    a model has a bounded vocabulary and serving asks about the same names)."""
+    """Whether the ``word:`` feature ``name`` is made only of stop words (memoised for
+    the names serving asks about most; bounded, so unique traffic keeps memory flat)."""
     kind, _, value = name.partition(":")
     return kind == "word" and bool(value) and all(w in STOP_WORDS for w in value.split(" "))
 
@@ -525,7 +525,7 @@ def describe_feature(name: str, comment: Comment | None = None) -> tuple[str, st
     return kind, value
 
 
-@functools.lru_cache(maxsize=65_536)
+@functools.lru_cache(maxsize=4_096)
 def _describe_plain(name: str) -> tuple[str, str]:
     """:func:`describe_feature` of a name that does not depend on the comment."""
     return describe_feature(name)
