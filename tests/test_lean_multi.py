@@ -19,7 +19,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
+from service.cli.context import Context
+from service.cli.main import compile_current, main
 from service.errors import ModelError, ModelIntegrityError
 from service.registry.arrays import ArrayFileError, MappedArrays, TermTable, write_arrays
 from service.registry.lean_multi import FILE, MultiLean, compile_multi
@@ -179,11 +182,7 @@ def test_a_toxicity_version_saved_without_arrays_serves_and_can_be_compiled(
     model_dir: Path, toxicity_version: str
 ) -> None:
     registry = Registry(model_dir)
-    meta_path = model_dir / toxicity_version / METADATA
-    meta = json.loads(meta_path.read_text())
-    del meta["lean"]
-    meta_path.write_text(json.dumps(meta))
-    (model_dir / toxicity_version / FILE).unlink()
+    _strip_arrays(model_dir, toxicity_version)
     assert not registry.compiled(toxicity_version)
     scorer = load_toxicity_scorer(registry, toxicity_version)  # compiled at load, in memory
     assert scorer.model.pipeline is None
@@ -192,6 +191,38 @@ def test_a_toxicity_version_saved_without_arrays_serves_and_can_be_compiled(
     assert registry.compiled(toxicity_version) and registry.compile(toxicity_version) is False
     _, [after] = load_toxicity_scorer(registry, toxicity_version).score([TEXTS[0]])
     assert before == after
+
+
+def _strip_arrays(model_dir: Path, version: str) -> None:
+    """Make ``version`` look saved before compiled files existed."""
+    meta_path = model_dir / version / METADATA
+    meta = json.loads(meta_path.read_text())
+    del meta["lean"]
+    meta_path.write_text(json.dumps(meta))
+    (model_dir / version / FILE).unlink()
+
+
+def test_promote_compiles_an_older_toxicity_version(
+    model_dir: Path, toxicity_version: str, tmp_path: Path
+) -> None:
+    _strip_arrays(model_dir, toxicity_version)
+    env = {"COMMENTMOD_MODEL_DIR": str(model_dir), "COMMENTMOD_DATA_DIR": str(tmp_path / "var"),
+           "COMMENTMOD_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.sqlite3'}"}
+    result = CliRunner().invoke(main, ["models", "promote", toxicity_version], env=env,
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert Registry(model_dir).compiled(toxicity_version)
+
+
+def test_serve_compiles_the_current_models_before_gunicorn(
+    model_dir: Path, toxicity_version: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _strip_arrays(model_dir, toxicity_version)
+    monkeypatch.setenv("COMMENTMOD_MODEL_DIR", str(model_dir))
+    monkeypatch.setenv("COMMENTMOD_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.sqlite3'}")
+    compile_current(Context())
+    assert Registry(model_dir).compiled(toxicity_version)
+    assert load_toxicity_scorer(Registry(model_dir), toxicity_version).model.pipeline is None
 
 
 def test_changed_arrays_are_refused(model_dir: Path, toxicity_version: str) -> None:
