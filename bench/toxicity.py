@@ -34,16 +34,17 @@ def main() -> None:
     if version is None:
         sys.exit("no toxicity model: commentmod toxicity train --promote")
     data = args.data or default_data_dir()
-    scorer = load_toxicity_scorer(registry, version)
+    scorer = load_toxicity_scorer(registry, version)  # what a worker serves
     print(f"model {version}\n")
-    print(format_evaluation(evaluate(scorer.model.pipeline, data, scorer.span_threshold)))
+    pipeline = registry.load(version).pipeline  # the evaluation reads the pipeline itself
+    print(format_evaluation(evaluate(pipeline, data, scorer.span_threshold)))
     text = "I am 56 years old, I am not your stupid junior pal. What you say makes no sense."
     timings = {"scores": [], "scores+spans": []}
     for _ in range(200):
         t0 = time.perf_counter()
-        X, _ = scorer.score([text])
+        rows, _ = scorer.score([text])
         t1 = time.perf_counter()
-        scorer.spans(text, X.getrow(0), "TOXICITY")
+        scorer.spans(text, rows[0], "TOXICITY")
         t2 = time.perf_counter()
         timings["scores"].append((t1 - t0) * 1e3)
         timings["scores+spans"].append((t2 - t0) * 1e3)

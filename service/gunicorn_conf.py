@@ -70,11 +70,27 @@ def child_exit(server: Any, worker: Any) -> None:
     mark_worker_dead(worker.pid)
 
 
+def release_free_heap() -> None:
+    """Hand the C heap's free pages back to the kernel (glibc's ``malloc_trim``).
+
+    Loading the models leaves parsed JSON and temporary arrays freed but still
+    resident in the master, and a forked worker's RSS counts every page the master
+    holds: trimming before each fork took about 7 MB off every worker
+    (docs/performance.md, "Every model shared"). Not glibc: nothing to do."""
+    import contextlib
+    import ctypes
+    import ctypes.util
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
+
+
 def pre_fork(server: Any, worker: Any) -> None:
-    # Whatever the master holds now (the preloaded app and model) is never scanned
+    # Whatever the master holds now (the preloaded app and models) is never scanned
     # by a worker's cyclic collector: no 100 ms collections walking the model, and
     # no copy-on-write page copies caused by the collector touching it.
     gc.freeze()
+    release_free_heap()
 
 
 def post_fork(server: Any, worker: Any) -> None:

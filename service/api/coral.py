@@ -388,6 +388,6 @@ def _toxicity(res: Resources, text: str) -> tuple[dict[str, float], dict[str, An
     except CommentmodError as exc:  # no toxicity model: spam only
         log.warning("coral.no_toxicity_model", extra={"error": exc.message})
         return {}, None
-    X, [scores] = scorer.score([text])
-    spans = toxicity.toxic_spans(text, scorer.spans(text, X.getrow(0), "TOXICITY"))
+    rows, [scores] = scorer.score([text])
+    spans = toxicity.toxic_spans(text, scorer.spans(text, rows[0], "TOXICITY"))
     return scores, toxicity.stored_toxicity(scores, spans)

@@ -407,8 +407,8 @@ def analyze() -> Response:
     res, key, body = _admitted(ANALYZE_FIELDS)
     scorer = _scorer(res)
     req = parse_analyze(body, scorer)
-    X, [scores] = scorer.score([req.text])
-    row = X.getrow(0)
+    rows, [scores] = scorer.score([req.text])
+    row = rows[0]
     units = utf16_offsets(req.text)
     out: dict[str, Any] = {}
     for name, threshold in req.attributes.items():

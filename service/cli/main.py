@@ -20,7 +20,7 @@ import click
 from service.cli.context import Context, pass_ctx
 from service.cli.keys import keys
 from service.config import describe
-from service.errors import CommentmodError
+from service.errors import CommentmodError, ModelError
 
 
 class Group(click.Group):
@@ -68,6 +68,23 @@ def ensure_model(obj: Context) -> str:
     return result.version
 
 
+def compile_current(obj: Context) -> None:
+    """Compile the current models saved before their compiled files existed, here in
+    the process gunicorn replaces: scikit-learn then never enters the master, whose
+    memory every worker inherits (docs/performance.md, "Every model shared")."""
+    for family in ("spam", "toxicity"):
+        version = obj.registry.current(family)
+        if version is None or obj.registry.compiled(version):
+            continue
+        try:
+            done = obj.registry.compile(version)
+        except ModelError as exc:  # the workers refuse it the same way and say so
+            click.echo(f"warning: cannot compile {version}: {exc}", err=True)
+            continue
+        if done:
+            click.echo(f"compiled {version} for serving without scikit-learn", err=True)
+
+
 def start_toxicity_bootstrap(obj: Context) -> None:
     """Train the first toxicity model in a detached process (about a CPU-minute, more
     wall time), so that gunicorn serves the spam API meanwhile; the Perspective
@@ -102,6 +119,7 @@ def serve(obj: Context, host: str, port: int, workers: int | None, no_bootstrap:
     if no_bootstrap and obj.registry.current("spam") is None:
         raise click.ClickException("no current model and --no-bootstrap given")
     version = ensure_model(obj)
+    compile_current(obj)
     if obj.registry.current("toxicity") is None:
         if no_bootstrap or not obj.settings.toxicity_bootstrap:
             click.echo("no toxicity model: the Perspective endpoint answers 503 and Coral "
@@ -400,6 +418,7 @@ def models_promote(obj: Context, version: str, force: bool) -> None:
         click.echo("promote it anyway with --force (recorded as forced, with these figures)",
                    err=True)
         sys.exit(3)
+    obj.registry.compile(version)  # if saved without it: workers then load no scikit-learn
     if meta.get("family") == "toxicity":
         load_toxicity_scorer(obj.registry, version)
     else:

@@ -5,6 +5,8 @@ Layout under the model directory::
     models/<version>/model.joblib      the scikit-learn Pipeline
     models/<version>/lean.json         the same model compiled to plain tables
                                        (linear spam models): what workers serve
+    models/<version>/lean.arrays       or to arrays mapped from the file (the
+                                       multi-output toxicity models)
     models/<version>/metadata.json     data, code and library versions, metrics,
                                        thresholds, sha256 of model.joblib and
                                        of lean.json
@@ -29,7 +31,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import joblib
 import orjson
 
 from service.errors import ModelError, ModelIntegrityError, NotFound
@@ -38,6 +39,8 @@ log = logging.getLogger(__name__)
 
 ARTIFACT = "model.joblib"
 LEAN = "lean.json"  # the Pipeline compiled to plain tables (service/registry/lean.py), if linear
+LEAN_ARRAYS = "lean.arrays"  # a multi-output Pipeline compiled to arrays (registry/lean_multi.py)
+LEAN_FILES = (LEAN, LEAN_ARRAYS)
 METADATA = "metadata.json"
 POINTER = "current.json"
 HISTORY = "history.jsonl"
@@ -55,15 +58,33 @@ def library_versions() -> dict[str, str]:
     return {lib: importlib.metadata.version(lib) for lib in PINNED_LIBRARIES}
 
 
-def write_lean(pipeline: Any, path: Path, artifact_sha256: str) -> dict[str, Any] | None:
-    """Compile a linear spam pipeline to ``path``; its metadata entry, or None."""
+def write_lean(pipeline: Any, directory: Path, artifact_sha256: str) -> dict[str, Any] | None:
+    """Compile a linear pipeline into ``directory``: a binary spam model to plain
+    tables (LEAN), a multi-output toxicity model to mapped arrays (LEAN_ARRAYS).
+    Its metadata entry, or None when the pipeline has neither shape."""
     from service.registry.lean import compile_pipeline
+    from service.registry.lean_multi import write_multi
 
     lean = compile_pipeline(pipeline)
-    if lean is None:
+    if lean is not None:
+        path = directory / LEAN
+        _atomic_write_bytes(path, orjson.dumps(lean.to_tables()))
+    else:
+        path = directory / LEAN_ARRAYS
+        tmp = path.with_name(f".{path.name}.tmp")
+        if not write_multi(pipeline, tmp):
+            return None
+        os.replace(tmp, path)
+    return {"file": path.name, "sha256": sha256_file(path), "compiled_from": artifact_sha256}
+
+
+def lean_path(directory: Path, meta: dict[str, Any]) -> Path | None:
+    """The compiled file a version's metadata names, if it names one this code knows."""
+    lean = meta.get("lean")
+    if not isinstance(lean, dict):
         return None
-    path.write_bytes(orjson.dumps(lean.to_tables()))
-    return {"file": LEAN, "sha256": sha256_file(path), "compiled_from": artifact_sha256}
+    name = lean.get("file", LEAN)
+    return directory / name if name in LEAN_FILES else None
 
 
 def sha256_file(path: Path) -> str:
@@ -88,6 +109,12 @@ def _atomic_write(path: Path, text: str) -> None:
         raise
 
 
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
 def _remove_dir(path: Path) -> None:
     for child in path.glob("*"):
         child.unlink(missing_ok=True)
@@ -102,7 +129,7 @@ class LoadedModel:
     family: str
     pipeline: Any  # None when served from the compiled tables alone
     metadata: dict[str, Any]
-    lean: Any = None  # service.registry.lean.LeanScorer, when loaded from LEAN
+    lean: Any = None  # LeanScorer (from LEAN) or MultiLean (from LEAN_ARRAYS), when compiled
 
     @property
     def thresholds(self) -> dict[str, float]:
@@ -131,11 +158,13 @@ class Registry:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         tmp_dir = Path(tempfile.mkdtemp(dir=self.root, prefix=".incoming-"))
         try:
+            import joblib  # here, not at import: a worker serving compiled files never needs it
+
             joblib.dump(pipeline, tmp_dir / ARTIFACT, compress=3)
             digest = sha256_file(tmp_dir / ARTIFACT)
             version = f"{family}-{stamp}-{digest[:8]}"
             metadata = {k: v for k, v in metadata.items() if k != "lean"}  # never a stale one
-            lean = write_lean(pipeline, tmp_dir / LEAN, digest)
+            lean = write_lean(pipeline, tmp_dir, digest)
             if lean is not None:
                 metadata["lean"] = lean
             meta = {
@@ -206,15 +235,19 @@ class Registry:
                 )
         return meta
 
+    def compiled(self, version: str) -> bool:
+        """Whether ``version`` has its compiled file (cheap: no hashing, no unpickling)."""
+        path = lean_path(self.version_dir(version), self.metadata(version))
+        return path is not None and path.is_file()
+
     def compile(self, version: str) -> bool:
         """Add compiled tables to a version saved without them (before they existed).
-        False when the model is not a linear spam pipeline, or already compiled."""
+        False when the model is not a linear pipeline, or already compiled."""
+        if self.compiled(version):
+            return False
         loaded = self.load(version)
         meta = loaded.metadata
-        path = self.version_dir(version) / LEAN
-        if isinstance(meta.get("lean"), dict) and path.is_file():
-            return False
-        lean = write_lean(loaded.pipeline, path, str(meta["sha256"]))
+        lean = write_lean(loaded.pipeline, self.version_dir(version), str(meta["sha256"]))
         if lean is None:
             return False
         _atomic_write(self.version_dir(version) / METADATA,
@@ -222,31 +255,31 @@ class Registry:
         return True
 
     def load_serving(self, version: str) -> LoadedModel:
-        """What the web service loads: the compiled tables when the version has them
+        """What the web service loads: the compiled form when the version has it
         (verified like the artifact, no unpickling, no scikit-learn), else :meth:`load`."""
         meta = self.verify(version)
         lean = meta.get("lean")
-        if not isinstance(lean, dict):
+        path = lean_path(self.version_dir(version), meta)
+        if not isinstance(lean, dict) or path is None:
             return self._unpickle(version, meta)
-        path = self.version_dir(version) / LEAN
         if not path.is_file():  # e.g. fetched from the database registry: artifact only
             return self._unpickle(version, meta)
         if sha256_file(path) != lean.get("sha256"):
             raise ModelIntegrityError(
-                f"model {version!r}: sha256 of {LEAN} differs from its metadata (file changed)")
+                f"model {version!r}: sha256 of {path.name} differs from its metadata "
+                "(file changed)")
         if lean.get("compiled_from") != meta.get("sha256"):
             raise ModelIntegrityError(
-                f"model {version!r}: {LEAN} was compiled from another {ARTIFACT} "
+                f"model {version!r}: {path.name} was compiled from another {ARTIFACT} "
                 f"than the one its metadata names")
-        from service.registry.lean import LeanScorer
-
         try:
-            scorer = LeanScorer.from_tables(orjson.loads(path.read_bytes()))
+            scorer = _read_lean(path)
         except ValueError as exc:  # another layout or other signals: compile it afresh
             log.info("model.tables_skipped", extra={"version": version, "why": str(exc)})
             return self._unpickle(version, meta)
-        except (KeyError, TypeError) as exc:
-            raise ModelIntegrityError(f"model {version!r}: {LEAN} is malformed: {exc}") from exc
+        except (KeyError, TypeError, IndexError) as exc:
+            raise ModelIntegrityError(
+                f"model {version!r}: {path.name} is malformed: {exc}") from exc
         return LoadedModel(version, str(meta.get("family", "spam")), None, meta, scorer)
 
     def load(self, version: str) -> LoadedModel:
@@ -255,6 +288,8 @@ class Registry:
 
     def _unpickle(self, version: str, meta: dict[str, Any]) -> LoadedModel:
         """The pipeline of a version whose metadata ``verify`` returned."""
+        import joblib  # about 8 MB of resident memory a serving worker does without
+
         try:
             pipeline = joblib.load(self.version_dir(version) / ARTIFACT)
         except Exception as exc:  # any unpickling failure means "not loadable"
@@ -340,6 +375,17 @@ class Registry:
             return self.pointer_path().stat().st_mtime_ns
         except OSError:
             return None
+
+
+def _read_lean(path: Path) -> Any:
+    """The scorer a compiled file holds; ValueError when this code reads another layout."""
+    if path.name == LEAN_ARRAYS:
+        from service.registry.lean_multi import MultiLean
+
+        return MultiLean.load(path)
+    from service.registry.lean import LeanScorer
+
+    return LeanScorer.from_tables(orjson.loads(path.read_bytes()))
 
 
 def refused_by_gate(meta: dict[str, Any]) -> dict[str, Any] | None:

@@ -83,6 +83,9 @@ class Scorer:
         self.model = model
         self.version = model.version
         self.thresholds = model.thresholds
+        if model.lean is not None and not isinstance(model.lean, LeanScorer):
+            raise ModelError(f"model {model.version!r} is a {model.family} model, "
+                             "not a binary spam model")
         self.lean: LeanScorer | None = model.lean
         self._features: Any = None  # CommentFeatures; None for a non-linear pipeline
         if model.pipeline is None:  # compiled tables only (Registry.load_serving)

@@ -13,13 +13,12 @@ import math
 import os
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from service.errors import ModelError
+from service.registry.lean_multi import MultiLean, TextRow, compile_lean_multi
 from service.registry.versions import LoadedModel, Registry
 from service.scoring.model import ModelHolder
 
@@ -41,60 +40,62 @@ class Span:
 
 
 class ToxicityScorer:
-    """Attribute probabilities for texts, from a verified multi-output pipeline."""
+    """Attribute probabilities and word spans for texts, from a verified version's
+    compiled arrays (:class:`~service.registry.lean_multi.MultiLean`, mapped from
+    its file and shared by every process), or compiled at load from the pipeline
+    of a version saved without them."""
 
     def __init__(self, model: LoadedModel) -> None:
+        lean = model.lean
+        if lean is None and model.pipeline is not None:
+            lean = compile_lean_multi(model.pipeline)
+            model = replace(model, pipeline=None)  # the arrays hold all it needs
+        if not isinstance(lean, MultiLean):
+            raise ModelError(f"model {model.version!r} is not a multi-output linear model")
         self.model = model
         self.version = model.version
-        steps: dict[str, Any] = dict(model.pipeline.named_steps)
-        self._features: Any = steps["features"]
-        clf: Any = steps["clf"]
-        self.attributes: tuple[str, ...] = tuple(clf.outputs)
-        self._coef = np.asarray(clf.coef_, dtype=np.float64)
-        self._intercept = np.asarray(clf.intercept_, dtype=np.float64)
+        self.lean = lean
+        self.attributes: tuple[str, ...] = lean.outputs
         self.span_threshold = float(model.metadata.get("span_threshold", 0.0))
-        lexicon = getattr(clf, "span_lexicon_", None)  # models before it have none
-        self.span_lexicon: dict[str, float] | None = dict(lexicon) if lexicon else None
         self.languages: dict[str, list[str]] = {
             a: list(model.metadata.get("languages", {}).get(a, ["en"])) for a in self.attributes
         }
 
-    def score(self, texts: list[str]) -> tuple[Any, list[dict[str, float]]]:
-        """(feature rows, one {attribute: probability} per text)."""
-        X = self._features.transform(texts)
-        margins = np.asarray(X @ self._coef.T) + self._intercept
-        probs = 1.0 / (1.0 + np.exp(-np.clip(margins, -700, 700)))
-        out = [
-            {a: float(row[k]) for k, a in enumerate(self.attributes)} for row in probs
-        ]
-        return X, out
+    def score(self, texts: list[str]) -> tuple[list[TextRow], list[dict[str, float]]]:
+        """(each text's features, one {attribute: probability} per text)."""
+        rows = [self.lean.row(text) for text in texts]
+        out = [dict(zip(self.attributes, self.lean.probabilities(row), strict=True))
+               for row in rows]
+        return rows, out
 
-    def spans(self, text: str, row: Any, attribute: str) -> list[Span]:
+    def spans(self, text: str, row: TextRow, attribute: str) -> list[Span]:
         """Every word with its score for ``attribute`` (>= 0.5: part of a toxic span)."""
         k = self.attributes.index(attribute)
-        out = []
-        from training.features import token_contributions  # the model needs scikit-learn anyway
-        from training.text import model_text
-
-        lexicon = self.span_lexicon if attribute == "TOXICITY" else None
-        for begin, end, c in token_contributions(self._features, row, self._coef[k], text):
-            word = model_text(text[begin:end]) if lexicon else ""
-            out.append(Span(begin, end, word_span_score(c, self.span_threshold, word, lexicon)))
-        return out
+        words = self.lean.contributions(text, row, k)
+        ratios: list[float | None] = [None] * len(words)
+        if attribute == "TOXICITY":
+            ratios = self.lean.lexicon_ratios(row)
+        return [Span(b, e, span_score(c, self.span_threshold, ratio))
+                for (b, e, c), ratio in zip(words, ratios, strict=True)]
 
 
-def word_span_score(
-    contribution: float, threshold: float, word: str, lexicon: dict[str, float] | None
-) -> float:
-    """A word's span score (>= 0.5: toxic): from the span lexicon when the word is in
-    it, else from the word's share of the linear margin around the tuned threshold."""
-    ratio = lexicon.get(word) if lexicon else None
+def span_score(contribution: float, threshold: float, ratio: float | None) -> float:
+    """A word's span score (>= 0.5: toxic): from its share of toxic occurrences in the
+    span lexicon when it has one, else from its share of the linear margin around the
+    tuned threshold."""
     if ratio is not None:
         z = SPAN_LEXICON_SCALE * (ratio - SPAN_LEXICON_RATIO)
     else:
         z = SPAN_SCALE * (contribution - threshold)
     z = max(min(z, 700.0), -700.0)
     return 1.0 / (1.0 + math.exp(-z))
+
+
+def word_span_score(
+    contribution: float, threshold: float, word: str, lexicon: dict[str, float] | None
+) -> float:
+    """:func:`span_score` with the word looked up in a lexicon given as a dict (training)."""
+    return span_score(contribution, threshold, lexicon.get(word) if lexicon else None)
 
 
 def toxic_spans(text: str, spans: list[Span]) -> list[Span]:
@@ -111,18 +112,19 @@ def toxic_spans(text: str, spans: list[Span]) -> list[Span]:
 
 
 def load_toxicity_scorer(registry: Registry, version: str) -> ToxicityScorer:
-    """Verify, load and smoke-test a toxicity version."""
-    model = registry.load(version)
+    """Verify, load (its compiled arrays when it has them) and smoke-test a toxicity
+    version."""
+    model = registry.load_serving(version)
     if model.family != FAMILY:
         raise ModelError(f"model {version!r} is a {model.family} model, not {FAMILY}")
     try:
         scorer = ToxicityScorer(model)
-        X, scores = scorer.score(list(SMOKE_TEXTS))
+        rows, scores = scorer.score(list(SMOKE_TEXTS))
         for row in scores:
             for value in row.values():
                 if not 0.0 <= value <= 1.0 or math.isnan(value):
                     raise ModelError(f"smoke test gave probability {value}")
-        scorer.spans(SMOKE_TEXTS[0], X.getrow(0), scorer.attributes[0])
+        scorer.spans(SMOKE_TEXTS[0], rows[0], scorer.attributes[0])
     except ModelError:
         raise
     except Exception as exc:
