@@ -11,7 +11,7 @@ model directory and SQLite file, exactly as an operator would, and reads that
 child's own resource usage from ``os.wait4``: wall time and CPU seconds (user +
 system, its worker processes included). Out of core the command featurises in
 worker processes, and ``ru_maxrss`` is the largest single process, not their
-sum: memory is sampled from /proc every 0.1 s over the command and all its
+sum: memory is sampled from /proc every 0.5 s over the command and all its
 descendants, and "peak RSS" is the largest sum of their RSS (pages the forked
 workers share with the trainer counted in each: an overstatement), "peak PSS"
 the largest sum of their proportional set sizes (shared pages divided among the
@@ -128,7 +128,7 @@ def _kib(path: str, field: str) -> int:
 class TreeMemory(threading.Thread):
     """Largest sum of RSS and of PSS (KiB) over a process and its descendants."""
 
-    def __init__(self, pid: int, every: float = 0.1) -> None:
+    def __init__(self, pid: int, every: float = 0.5) -> None:
         super().__init__(daemon=True)
         self.pid, self.every = pid, every
         self.rss = self.pss = self.processes = 0
