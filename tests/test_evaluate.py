@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import pytest
 
 from training.baselines import bogofilter_available
@@ -103,3 +104,54 @@ def test_lovo_report_has_every_fold_and_a_mean(tune: bool) -> None:
     assert report["commentmod"][-1][1]["accuracy"] == 1.0
     table = format_report(report)
     assert "commentmod mean" in table and "tfidf-lr a" in table
+
+
+def _thresholds_by_scanning(y: Sequence[int], p: Sequence[float]) -> dict[str, float]:
+    """choose_thresholds as first written: one pass over the scores per threshold and
+    scikit-learn's f1_score; the counting form must pick the same thresholds."""
+    from sklearn.metrics import f1_score
+
+    from training.evaluate import (
+        DISCARD_MIN_SUPPORT,
+        DISCARD_PRECISION_TARGET,
+        HAM_MAX_MISSED_SPAM,
+        SPAM_PRECISION_TARGET,
+    )
+
+    y_true, prob = np.asarray(y, dtype=int), np.asarray(p, dtype=float)
+    grid = np.unique(np.clip(np.round(prob, 4), 0.01, 0.99))
+    spam, best_f1 = 0.5, -1.0
+    for t in grid:
+        pred = prob >= t
+        if not pred.any():
+            continue
+        prec = y_true[pred].mean()
+        f1 = f1_score(y_true, pred.astype(int), zero_division=0)
+        if prec >= SPAM_PRECISION_TARGET and f1 > best_f1:
+            spam, best_f1 = float(t), float(f1)
+    spam_scores = np.sort(prob[y_true == 1])
+    if len(spam_scores):
+        q = spam_scores[int(np.floor(HAM_MAX_MISSED_SPAM * len(spam_scores)))]
+        unsure = float(min(max(q, 0.05), spam))
+    else:
+        unsure = min(0.3, spam)
+    discard = 1.0
+    for t in grid[grid >= max(spam, DISCARD_FLOOR)]:
+        hit = prob >= t
+        if hit.sum() >= DISCARD_MIN_SUPPORT and y_true[hit].mean() >= DISCARD_PRECISION_TARGET:
+            discard = float(t)
+            break
+    return {"unsure": round(unsure, 4), "spam": round(spam, 4), "discard": round(discard, 4)}
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_thresholds_are_those_a_pass_per_threshold_picks(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(30, 600))
+    y = rng.integers(0, 2, n)
+    p = 1 / (1 + np.exp(-(rng.normal(0, 1, n) + rng.uniform(0, 8) * (y - 0.5))))
+    if seed % 3 == 0:
+        p = np.round(p, int(rng.integers(1, 4)))  # ties
+    if seed % 4 == 1:
+        p = np.where(y == 1, np.maximum(p, 0.995), p)  # a discard threshold exists
+    assert choose_thresholds(y.tolist(), p.tolist()) == _thresholds_by_scanning(y, p)

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from service.cli.main import main
 from service.registry.lean import compile_pipeline
@@ -166,3 +168,83 @@ def test_evaluate_loco_without_measurement_corpora_says_where_it_looked(tmp_path
     result = CliRunner().invoke(main, ["evaluate", "--protocol", "dayone", "--corpus", "nope",
                                        "--eval-only-dir", str(tmp_path)])
     assert result.exit_code != 0
+
+
+# --- the fast forms count what the plain ones count ----------------------------
+# The lure patterns are compiled grouped by first letter and both phrase lists are
+# scanned at once (for speed); the signals must not change. The plain alternation
+# and phrase_hits per list are the reference.
+
+_LURES = [p for group in (spamlists.CONTACT, spamlists.MONEY, spamlists.ACTION,
+                          spamlists.ADULT) for p in group]
+# Letters that re.IGNORECASE matches across forms ("ı" for "i", "ſ" for "s", the
+# Kelvin sign for "k"), separators, digits and scripts the patterns name.
+_ODD = "ıİſKÅ \t.-'?$€£%1٣\u200b\u0301"
+
+
+def _plain(pattern: re.Pattern[str]) -> re.Pattern[str]:
+    source, flags = spamlists.PLAIN[pattern]
+    return re.compile(source, flags)
+
+
+def _shipped_texts() -> list[str]:
+    return [e.comment.content for _, ex in shipped_corpora() for e in ex]
+
+
+def test_grouped_lure_patterns_count_what_the_plain_alternations_count() -> None:
+    texts = _shipped_texts()
+    for pattern in _LURES:
+        plain = _plain(pattern)
+        for text in texts:
+            for variant in (text, text.lower()):
+                assert len(pattern.findall(variant)) == len(plain.findall(variant)), (
+                    pattern.pattern[:40], variant)
+
+
+def _lure_fragments() -> list[str]:
+    words = set()
+    for pattern in _LURES:
+        source, _ = spamlists.PLAIN[pattern]
+        for alternative in source.split("(?:", 1)[1][:-1].split("|"):
+            literal = re.sub(r"\\[bd]|[\\?]", "", alternative)
+            words.update({literal, literal[: len(literal) // 2], literal.upper(), literal.title()})
+    return sorted(w for w in words if w)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.one_of(st.sampled_from(_lure_fragments()), st.sampled_from(list(_ODD)),
+                          st.text(max_size=3)), max_size=12))
+def test_grouped_lure_patterns_agree_on_generated_text(pieces: list[str]) -> None:
+    for joined in ("".join(pieces), " ".join(pieces)):
+        for pattern in _LURES:
+            assert len(pattern.findall(joined)) == len(_plain(pattern).findall(joined)), (
+                pattern.pattern[:40], joined)
+
+
+def test_grouping_keeps_which_alternative_wins() -> None:
+    grouped = re.compile(spamlists._grouped(["ab", "a", "abc", "b\\d", "x?y", "ac"], 0))
+    plain = re.compile("ab|a|abc|b\\d|x?y|ac")
+    for text in ["abc", "ac", "aabcb1y", "xy y", "acab"]:
+        assert grouped.findall(text) == plain.findall(text)
+
+
+def _phrase_reference(words: list[str]) -> tuple[int, int]:
+    return (spamlists.phrase_hits(words, spamlists.phrase_table("wp")),
+            spamlists.phrase_hits(words, spamlists.phrase_table("smoke")))
+
+
+def test_one_scan_for_both_phrase_lists_counts_what_each_list_counts() -> None:
+    fired = 0
+    for text in _shipped_texts():
+        words = spamlists.tokens(text)
+        assert spamlists.phrase_counts(words) == _phrase_reference(words), text
+        fired += spamlists.phrase_counts(words) != (0, 0)
+    assert fired > 100  # the comparison saw hits, not only zeros
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(sorted({w for e in list(spamlists.phrase_table("smoke"))[:400]
+                                         + list(spamlists.phrase_table("wp"))[:400]
+                                         for w in e.split(" ")} | {"the", "a"})), max_size=20))
+def test_phrase_scan_agrees_on_generated_word_runs(words: list[str]) -> None:
+    assert spamlists.phrase_counts(words) == _phrase_reference(words)

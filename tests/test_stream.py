@@ -12,6 +12,8 @@ import weakref
 from collections.abc import Iterator
 from pathlib import Path
 
+import joblib
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -65,17 +67,35 @@ class Alive:
             yield ex
 
 
-def test_out_of_core_training_never_holds_more_than_a_chunk(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [0, 2])
+def test_out_of_core_training_never_holds_more_than_a_chunk(tmp_path: Path, workers: int) -> None:
     data = write_csv(tmp_path / "rows.csv", 3_000)
     alive = Alive()
     source = Source("rows.csv", 3_000, True, lambda: alive.watch(iter_dataset(data)))
     chunk, cap = 200, 100
     result = train_out_of_core([source], Registry(tmp_path / "models"), description=["t"],
-                               progress=False, chunk=chunk, test_cap=cap)
+                               progress=False, chunk=chunk, test_cap=cap, workers=workers)
     assert alive.handed_out == 3_000
     assert result.summary["test"] == cap and result.summary["train"] == 3_000 - cap
     # The chunk being filled, plus the held-out examples (bounded by the cap): never the file.
     assert alive.most_alive <= chunk + cap, alive.most_alive
+
+
+def test_worker_processes_fit_the_very_model_one_process_fits(tmp_path: Path) -> None:
+    """Chunks featurised in workers come back in order: same partial_fit calls, same model."""
+    data = write_csv(tmp_path / "rows.csv", 2_000)
+    models = []
+    for workers in (0, 2):
+        registry = Registry(tmp_path / f"models-{workers}")
+        result = train_out_of_core(file_sources([data]), registry, description=["t"],
+                                   progress=False, chunk=150, test_cap=200, workers=workers)
+        clf = joblib.load(registry.version_dir(result.version) / "model.joblib").named_steps["clf"]
+        models.append((clf, result))
+    (one, one_result), (pooled, pooled_result) = models
+    assert np.array_equal(one.coef_, pooled.coef_)
+    assert np.array_equal(one.intercept_, pooled.intercept_)
+    assert one_result.summary["sha256"] == pooled_result.summary["sha256"]
+    assert one_result.gate.candidate == pooled_result.gate.candidate
 
 
 def test_chunked_yields_lists_of_at_most_size() -> None:

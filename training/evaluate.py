@@ -84,13 +84,22 @@ def choose_thresholds(y: Sequence[int], p: Sequence[float]) -> dict[str, float]:
     y_true = np.asarray(y, dtype=int)
     prob = np.asarray(p, dtype=float)
     grid = np.unique(np.clip(np.round(prob, 4), 0.01, 0.99))
+    # At each threshold t: how many score >= t (predicted) and how many of those are
+    # spam (caught), by binary search in the sorted scores rather than a pass over
+    # them per threshold (thousands of thresholds at 50k held-out took seconds).
+    # Precision and F1 are then what y_true[pred].mean() and scikit-learn's
+    # f1_score give, to the last bit: tp / predicted and 2 tp / (spam + predicted).
+    finite = prob[~np.isnan(prob)]
+    predicted = (len(finite) - np.searchsorted(np.sort(finite), grid, side="left")).tolist()
+    spam_finite = finite[y_true[~np.isnan(prob)] == 1]
+    caught = (len(spam_finite) - np.searchsorted(np.sort(spam_finite), grid, side="left")).tolist()
+    n_spam = float(int((y_true == 1).sum()))
     spam, best_f1 = 0.5, -1.0
-    for t in grid:
-        pred = prob >= t
-        if not pred.any():
+    for t, n_pred, tp in zip(grid.tolist(), predicted, caught, strict=True):
+        if not n_pred:
             continue
-        prec = y_true[pred].mean()
-        f1 = f1_score(y_true, pred.astype(int), zero_division=0)
+        prec = tp / n_pred
+        f1 = 2.0 * tp / (n_spam + n_pred)
         if prec >= SPAM_PRECISION_TARGET and f1 > best_f1:
             spam, best_f1 = float(t), float(f1)
     spam_scores = np.sort(prob[y_true == 1])
@@ -100,9 +109,10 @@ def choose_thresholds(y: Sequence[int], p: Sequence[float]) -> dict[str, float]:
     else:
         unsure = min(0.3, spam)
     discard = 1.0
-    for t in grid[grid >= max(spam, DISCARD_FLOOR)]:
-        hit = prob >= t
-        if hit.sum() >= DISCARD_MIN_SUPPORT and y_true[hit].mean() >= DISCARD_PRECISION_TARGET:
+    for t, n_pred, tp in zip(grid.tolist(), predicted, caught, strict=True):
+        if t < max(spam, DISCARD_FLOOR):
+            continue
+        if n_pred >= DISCARD_MIN_SUPPORT and tp / n_pred >= DISCARD_PRECISION_TARGET:
             discard = float(t)
             break
     return {"unsure": round(unsure, 4), "spam": round(spam, 4), "discard": round(discard, 4)}

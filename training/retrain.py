@@ -25,7 +25,7 @@ and memory than the out-of-core one does on ten times as many.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,7 @@ from service.registry.versions import Registry
 from service.store.db import Store
 from training.datasets import Example, data_fingerprint
 from training.evaluate import choose_thresholds
+from training.features import Comment
 from training.gate import (
     RECENT_FRACTION,
     Comparison,
@@ -53,6 +54,7 @@ from training.gate import (
 )
 from training.hashing import HashedFeatures
 from training.labels import read_labels
+from training.parallel import Featuriser
 from training.report import write_report
 from training.stream import (
     RowProgress,
@@ -257,9 +259,12 @@ def retrain(
     out_of_core: bool | None = None,
     fraction: float = RECENT_FRACTION,
     progress: bool = True,
+    workers: int = 0,
 ) -> RetrainResult:
     """Train a candidate from stored labels and ``files`` (plus the shipped set when
-    ``base`` and no file is given), gate it against the serving model, save it."""
+    ``base`` and no file is given), gate it against the serving model, save it.
+
+    ``workers``: processes that featurise chunks for the out-of-core trainer."""
     streams = file_sources(files)  # a missing file fails here, before any work
     description = [str(p) for p in files]
     if base and not files:
@@ -274,7 +279,8 @@ def retrain(
         out_of_core = sum(s.rows for s in streams) > OUT_OF_CORE_MIN
     if out_of_core:
         return train_out_of_core(
-            streams, registry, description=description, fraction=fraction, progress=progress
+            streams, registry, description=description, fraction=fraction, progress=progress,
+            workers=workers,
         )
     file_examples = _read_files(streams[1:] if store is not None else streams, progress)
     bar = Steps("training (in memory)", ["reading stored labels", "fitting (training side)",
@@ -362,30 +368,45 @@ def train_out_of_core(
     progress: bool = True,
     chunk: int = CHUNK,
     test_cap: int = TEST_CAP,
+    workers: int = 0,
 ) -> RetrainResult:
-    """One pass of ``partial_fit`` over the streamed sources; see the module doc."""
+    """One pass of ``partial_fit`` over the streamed sources; see the module doc.
+
+    With ``workers``, chunks are featurised in that many processes while the
+    previous ones are fitted (:mod:`training.parallel`): the same model, sooner."""
     features = HashedFeatures().fit([])
     clf = SGDClassifier(**SGD_PARAMS)
     split = StreamSplit(fraction, test_cap)
-    rows = RowProgress("training (out of core)", sources, chunk, progress)
-    n_train = 0
-    for batch in chunked(chain(sources), chunk):
-        train = split.take(batch)
-        rows.add(len(batch))
-        del batch  # only this chunk's training side stays alive through the fit
-        if train:
-            _partial_fit(clf, features, train)
-            n_train += len(train)
-        del train  # nor while the next chunk is read
-    rows.close()
-    test = split.test
-    if n_train == 0 or not hasattr(clf, "coef_"):
-        raise TrainingDataError("no training examples")
-    _check([Example(test[0].comment, 0, ""), Example(test[0].comment, 1, "")] if test else [], test)
-    steps = Steps("gate", [f"candidate on {len(test):,} held-out", "serving model on them",
-                           "saving model and report"], progress)
-    pipeline = Pipeline([("features", features), ("clf", clf)])
-    probs = _predict(pipeline, test)
+    with Featuriser(features, workers) as featuriser:
+        rows = RowProgress("training (out of core)", sources, chunk, progress)
+
+        def labelled() -> Iterator[tuple[np.ndarray, list[Comment]]]:
+            for batch in chunked(chain(sources), chunk):
+                train = split.take(batch)
+                rows.add(len(batch))
+                del batch  # only the training side of the chunk stays alive
+                if train:
+                    labels = np.asarray([e.label for e in train])
+                    comments = [e.comment for e in train]
+                    del train
+                    yield labels, comments
+
+        n_train = 0
+        for y, X in featuriser.map(labelled()):
+            _partial_fit(clf, X, y)
+            n_train += len(y)
+        rows.close()
+        test = split.test
+        if n_train == 0 or not hasattr(clf, "coef_"):
+            raise TrainingDataError("no training examples")
+        _check([Example(test[0].comment, 0, ""), Example(test[0].comment, 1, "")] if test
+               else [], test)
+        steps = Steps("gate", [f"candidate on {len(test):,} held-out", "serving model on them",
+                               "saving model and report"], progress)
+        pipeline = Pipeline([("features", features), ("clf", clf)])
+        probs = [float(p) for _, X in featuriser.map(
+            (None, [e.comment for e in test[i : i + chunk]]) for i in range(0, len(test), chunk)
+        ) for p in clf.predict_proba(X)[:, 1]]
     thresholds = choose_thresholds([e.label for e in test], probs)
     steps.done()
     # Streamed: the held-out side is chosen by hash, compared as "elsewhere".
@@ -415,10 +436,8 @@ def train_out_of_core(
     return result
 
 
-def _partial_fit(clf: SGDClassifier, features: HashedFeatures, train: list[Example]) -> None:
+def _partial_fit(clf: SGDClassifier, X: Any, y: np.ndarray) -> None:
     """One chunk, classes balanced within it."""
-    y = np.asarray([e.label for e in train])
     spam = max(int(y.sum()), 1)
     weights = np.where(y == 1, len(y) / (2 * spam), len(y) / (2 * max(len(y) - spam, 1)))
-    clf.partial_fit(features.transform([e.comment for e in train]), y, classes=[0, 1],
-                    sample_weight=weights)
+    clf.partial_fit(X, y, classes=[0, 1], sample_weight=weights)

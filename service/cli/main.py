@@ -165,6 +165,9 @@ def serve(obj: Context, host: str, port: int, workers: int | None, no_bootstrap:
               help="share of each site's newest labels held out for the gate")
 @click.option("--promote", is_flag=True, help="make the new model current if it passes the gate")
 @click.option("--force", is_flag=True, help="with --promote: promote even if the gate fails")
+@click.option("--workers", type=click.IntRange(0), default=None,
+              help="out of core: processes that read the comments while the model is fitted "
+              "(default: one per CPU; 0: all in this process)")
 @click.option("--quiet", is_flag=True, help="no progress bar")
 @click.option("--json", "as_json", is_flag=True, help="print a machine-readable summary")
 @pass_ctx
@@ -177,6 +180,7 @@ def train(
     holdout: float,
     promote: bool,
     force: bool,
+    workers: int | None,
     quiet: bool,
     as_json: bool,
 ) -> None:
@@ -189,6 +193,7 @@ def train(
     from service.cli.retrain import announce
     from training.datasets import DatasetError
     from training.evaluate import format_table
+    from training.parallel import default_workers
     from training.retrain import TrainingDataError, retrain
 
     if force and not promote:
@@ -197,6 +202,7 @@ def train(
         result = retrain(
             None if no_labels else obj.store, obj.registry, list(data), base=not no_base,
             out_of_core=out_of_core, fraction=holdout, progress=not (quiet or as_json),
+            workers=default_workers() if workers is None else workers,
         )
     except (DatasetError, TrainingDataError) as exc:
         raise click.ClickException(str(exc)) from exc
