@@ -208,12 +208,23 @@ def phrase_hits(words: Sequence[str], table: frozenset[str]) -> int:
     return len(matched_phrases(words, table))
 
 
+@functools.cache
+def _most_labels(table: frozenset[str]) -> int:
+    return max((entry.count(".") + 1 for entry in table), default=0)
+
+
 def host_hits(hosts: Iterable[str], table: frozenset[str]) -> int:
-    """How many of the link ``hosts`` are on ``table`` (or under a domain on it)."""
+    """How many of the link ``hosts`` are on ``table`` (or under a domain on it).
+
+    Only suffixes with no more labels than the longest entry are looked up: a
+    crafted host of thousands of labels ("www.a" * N) costs linear time, not
+    one join per label."""
+    longest = _most_labels(table)
     hits = 0
     for host in hosts:
         parts = host.split(".")
-        if any(".".join(parts[i:]) in table for i in range(len(parts) - 1)):
+        first = max(len(parts) - longest, 0)
+        if any(".".join(parts[i:]) in table for i in range(first, len(parts) - 1)):
             hits += 1
     return hits
 

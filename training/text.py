@@ -123,8 +123,11 @@ def normalise_text(text: str) -> str:
     letters joined ("f r e e" -> "free"), lower case, one space.
     """
     text = unicodedata.normalize("NFKC", strip_markup(text)).translate(_ZERO_WIDTH)
-    text = _SPACED.sub(_join_spaced, text)
-    words = text.split()
+    text = _SPACED.sub(_join_spaced, text)  # two spaces part spaced-out words
+    # Once white space is one space, runs it hid ("0\r0\r0", "f\nr\ne\ne") are
+    # joined too, before look-alikes are folded: the result is a fixed point
+    # (normalising it again changes nothing).
+    words = _SPACED.sub(_join_spaced, " ".join(text.split())).split()
     text = " ".join(map(_fold_homoglyphs, words) if _HAS_LOOKALIKE.search(text) else words)
     return _WS.sub(" ", text.lower()).strip()
 
