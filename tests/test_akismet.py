@@ -8,12 +8,16 @@ import csv
 import io
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import parse_qsl
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from werkzeug.test import TestResponse
 
+from service.api import akismet
 from service.resources import EXTENSION
 from service.store.db import Store
 
@@ -413,3 +417,26 @@ def test_form_parsed_before_the_view_still_answers(make_app: Callable[..., Flask
     assert r.status_code == 200 and r.data in (b"true", b"false")
     row = store_of(app).find_comment(guid=r.headers["X-akismet-guid"])
     assert row is not None and row["content"] == "Tr%E8s bien"  # Werkzeug keeps bad escapes
+
+
+# --- the form parser -------------------------------------------------------------
+
+FORM_CHARS = st.sampled_from([*"ab=&+%;é ", "%2", "%41", "%e9", "%C3%A9", "%zz", "%%"])
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(FORM_CHARS, max_size=40).map("".join),
+       st.sampled_from(["utf-8", "latin-1", "cp1252", "shift_jis", "undefined", "no-such"]))
+def test_form_pairs_are_parse_qsl_pair_for_pair(body: str, charset: str) -> None:
+    """The hand-written parser is the standard library's, errors included (the view
+    falls back to UTF-8 on exactly the same bodies)."""
+    try:
+        expected: list[tuple[str, str]] | type[Exception] = parse_qsl(
+            body, keep_blank_values=True, encoding=charset, errors="replace")
+    except Exception as exc:
+        expected = type(exc)
+    try:
+        got: list[tuple[str, str]] | type[Exception] = akismet.form_pairs(body, charset)
+    except Exception as exc:
+        got = type(exc)
+    assert got == expected

@@ -16,7 +16,7 @@ import io
 import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import unquote
 
 from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import HTTPException
@@ -160,10 +160,31 @@ def _parse_form(body: str, charset: str) -> dict[str, str]:
     label, a codec that is no text encoding) is read as UTF-8, as Akismet does.
     """
     try:
-        pairs = parse_qsl(body, keep_blank_values=True, encoding=charset, errors="replace")
+        pairs = form_pairs(body, charset)
     except (LookupError, UnicodeError, ValueError, TypeError):
-        pairs = parse_qsl(body, keep_blank_values=True, errors="replace")
+        pairs = form_pairs(body, "utf-8")
     return dict(reversed(pairs))
+
+
+def form_pairs(body: str, charset: str) -> list[tuple[str, str]]:
+    """``parse_qsl(body, keep_blank_values=True, encoding=charset, errors="replace")``,
+    pair for pair, without a call to ``unquote`` for the many values that hold no
+    ``%`` (a comment-check's two dozen fields cost as much as the rest of its parsing)."""
+    pairs = []
+    for field in body.split("&"):
+        if not field:
+            continue
+        name, _, value = field.partition("=")
+        if "+" in name:
+            name = name.replace("+", " ")
+        if "%" in name:
+            name = unquote(name, encoding=charset, errors="replace")
+        if "+" in value:
+            value = value.replace("+", " ")
+        if "%" in value:
+            value = unquote(value, encoding=charset, errors="replace")
+        pairs.append((name, value))
+    return pairs
 
 
 def _with_aliases(values: dict[str, str]) -> dict[str, str]:
