@@ -60,11 +60,20 @@ def test_thresholds_are_ordered() -> None:
 def test_discard_never_goes_below_the_floor() -> None:
     """Held-out precision is perfect from 0.9 up, but a new site is not the held-out
     set: discarding starts at DISCARD_FLOOR, or never when too few score that high."""
-    y = [1] * 40 + [0] * 40
-    p = [0.95] * 40 + [0.05] * 40
+    y = [1] * 120 + [0] * 40
+    p = [0.95] * 120 + [0.05] * 40
     assert choose_thresholds(y, p)["discard"] == 1.0
-    p = [0.995] * 40 + [0.05] * 40
-    assert choose_thresholds(y, p)["discard"] == DISCARD_FLOOR
+    p = [0.995] * 120 + [0.05] * 40
+    assert DISCARD_FLOOR < choose_thresholds(y, p)["discard"] == 0.995
+
+
+def test_discard_needs_support_and_may_sit_above_the_floor() -> None:
+    """Fewer than DISCARD_MIN_SUPPORT comments above it: never. A ham at 0.991 among
+    the spam: the threshold rises above it rather than discarding it."""
+    assert choose_thresholds([1] * 99 + [0] * 40, [0.999] * 99 + [0.05] * 40)["discard"] == 1.0
+    y = [1] * 150 + [0] * 41
+    p = [0.999] * 150 + [0.991] + [0.05] * 40
+    assert choose_thresholds(y, p)["discard"] == 0.999
 
 
 def toy(group: str, n: int = 4) -> list[Example]:
@@ -136,7 +145,8 @@ def _thresholds_by_scanning(y: Sequence[int], p: Sequence[float]) -> dict[str, f
     else:
         unsure = min(0.3, spam)
     discard = 1.0
-    for t in grid[grid >= max(spam, DISCARD_FLOOR)]:
+    above = np.unique(np.round(prob, 4))  # above the floor: the scores, not the 0.99 grid
+    for t in above[above >= max(spam, DISCARD_FLOOR)]:
         hit = prob >= t
         if hit.sum() >= DISCARD_MIN_SUPPORT and y_true[hit].mean() >= DISCARD_PRECISION_TARGET:
             discard = float(t)
@@ -153,5 +163,5 @@ def test_thresholds_are_those_a_pass_per_threshold_picks(seed: int) -> None:
     if seed % 3 == 0:
         p = np.round(p, int(rng.integers(1, 4)))  # ties
     if seed % 4 == 1:
-        p = np.where(y == 1, np.maximum(p, 0.995), p)  # a discard threshold exists
+        p = np.where(y == 1, np.maximum(p, 0.995), p)  # a discard threshold may exist
     assert choose_thresholds(y.tolist(), p.tolist()) == _thresholds_by_scanning(y, p)
