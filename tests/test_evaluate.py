@@ -165,3 +165,16 @@ def test_thresholds_are_those_a_pass_per_threshold_picks(seed: int) -> None:
     if seed % 4 == 1:
         p = np.where(y == 1, np.maximum(p, 0.995), p)  # a discard threshold may exist
     assert choose_thresholds(y.tolist(), p.tolist()) == _thresholds_by_scanning(y, p)
+
+
+def test_per_corpus_folds_score_every_distinct_text_once() -> None:
+    """--folds k: each text is scored by a system that never trained on it, and the
+    counts of all folds are pooled into one row per corpus and system."""
+    from training.evaluate import per_corpus_report
+
+    corpus = toy("site", 15) + toy("site", 15)[:5]  # five duplicates fold away
+    report = per_corpus_report([("site", corpus)], ["commentmod", "tfidf-lr"], folds=3)
+    for system in ("commentmod", "tfidf-lr"):
+        ((label, m),) = report[system]
+        assert label == "site (3-fold)"
+        assert m["n"] == 30 and m["tp"] + m["fn"] == 15

@@ -361,10 +361,17 @@ def per_corpus_report(
     systems: Sequence[str] = SYSTEMS,
     cap: int | None = None,
     log: Callable[[str], None] | None = None,
+    folds: int = 1,
 ) -> dict[str, list[tuple[str, dict[str, Any]]]]:
     """Retraining on a site's own labels: each corpus with both classes is split
     80/20 by a hash of the normalised text (:func:`training.datasets.holdout_split`,
-    the same split every run); each system trains on the 80 and is scored on the 20."""
+    the same split every run); each system trains on the 80 and is scored on the 20.
+
+    ``folds`` > 1: every distinct text is scored once instead, by a system trained
+    on the other ``folds - 1`` parts (the same hash split every run; each training
+    side capped at ``cap``), and the verdicts of all folds are counted together.
+    One 20 % split of a corpus with 22 spam (DataCamp) or 115 (SMS) moves MCC by
+    0.01-0.04 per comment: too coarse to tell two systems 0.01 apart."""
     from training.datasets import holdout_split
 
     rows: dict[str, list[tuple[str, dict[str, Any]]]] = {s: [] for s in systems}
@@ -372,10 +379,73 @@ def per_corpus_report(
         unique = _test_side(examples)
         if len({e.label for e in unique}) < 2:
             continue
+        if folds > 1:
+            _pooled_folds(rows, systems, name, unique, folds, cap, log)
+            continue
         train, test = holdout_split(unique, 0.2, salt="per-corpus")
         train = _cap(train, cap)
         _fold(rows, systems, name, train, test, log)
     return rows
+
+
+def _pooled_folds(
+    rows: dict[str, list[tuple[str, dict[str, Any]]]],
+    systems: Sequence[str],
+    name: str,
+    unique: list[Example],
+    folds: int,
+    cap: int | None,
+    log: Callable[[str], None] | None,
+) -> None:
+    """k-fold scoring of one corpus, every system on the same folds, metrics pooled."""
+    import hashlib
+
+    from training import baselines
+    from training.train import fit_with_thresholds
+
+    def part(e: Example) -> int:
+        return int(hashlib.sha256(f"per-corpus:{e.key}".encode()).hexdigest()[:8], 16) % folds
+
+    y: list[int] = []
+    out: dict[str, tuple[list[float], list[int], list[bool]]] = {
+        s: ([], [], []) for s in systems}
+    for k in range(folds):
+        test = [e for e in unique if part(e) == k]
+        train = _cap([e for e in unique if part(e) != k], cap)
+        if not test:
+            continue
+        if log:
+            log(f"{name} fold {k + 1}/{folds}: train {len(train)}, test {len(test)}")
+        y.extend(e.label for e in test)
+        for system in systems:
+            probs, pred, discard = out[system]
+            if system == "commentmod":
+                pipe, thr, _ = fit_with_thresholds(train)
+                p = [float(v) for v in pipe.predict_proba([e.comment for e in test])[:, 1]]
+                pred.extend(int(v >= thr["spam"]) for v in p)
+                discard.extend(v >= thr["discard"] for v in p)
+            elif system == "tfidf-lr":
+                p = baselines.tfidf_lr_fit_predict(train, test)
+                pred.extend(int(v >= 0.5) for v in p)
+                discard.extend(v >= BASELINE_DISCARD for v in p)
+            elif system == "bogofilter":
+                p, verdicts = baselines.bogofilter_fit_predict(train, test)
+                pred.extend(verdicts)
+                discard.extend(v >= BASELINE_DISCARD for v in p)
+            else:
+                raise ValueError(f"unknown system {system!r}; known: {', '.join(SYSTEMS)}")
+            probs.extend(p)
+    label = f"{name} ({folds}-fold)"
+    truth = np.asarray(y, dtype=int)
+    for system in systems:
+        probs, pred, discard = out[system]
+        m = metrics(y, probs, predicted=pred)
+        hit = np.asarray(discard, dtype=bool)
+        m["discard_n"] = int(hit.sum())
+        m["precision_at_discard"] = float(truth[hit].mean()) if hit.any() else float("nan")
+        rows[system].append((label, m))
+        if log:
+            log(format_corpus_report({system: [(label, m)]}).splitlines()[-1])
 
 
 def dayone_report(

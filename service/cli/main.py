@@ -281,6 +281,8 @@ def train(
 )
 @click.option("--cap", type=click.IntRange(min=100), default=None,
               help="loco/per-corpus: at most this many training examples per corpus")
+@click.option("--folds", type=click.IntRange(min=1), default=1, show_default=True,
+              help="per-corpus: score every text once, k-fold (1: one 80/20 split)")
 @click.option("--corpus", "only", multiple=True, help="loco: hold out only these corpora")
 @click.option("--json", "as_json", is_flag=True)
 def evaluate(
@@ -290,6 +292,7 @@ def evaluate(
     fixed_threshold: bool,
     eval_only_dir: Path | None,
     cap: int | None,
+    folds: int,
     only: tuple[str, ...],
     as_json: bool,
 ) -> None:
@@ -300,7 +303,7 @@ def evaluate(
     from training.train import fit_predict, load_examples
 
     if protocol in {"loco", "per-corpus", "dayone"}:
-        _evaluate_corpora(protocol, systems or SYSTEMS, eval_only_dir, cap, only, as_json)
+        _evaluate_corpora(protocol, systems or SYSTEMS, eval_only_dir, cap, only, as_json, folds)
         return
     try:
         examples = load_examples(list(data)) if data else shipped_youtube()
@@ -337,6 +340,7 @@ def _evaluate_corpora(
     cap: int | None,
     only: Sequence[str],
     as_json: bool,
+    folds: int = 1,
 ) -> None:
     """The new-site protocols: every labelled corpus, the product's own training code."""
     from training.datasets import (
@@ -373,7 +377,7 @@ def _evaluate_corpora(
         corpora = [("youtube", youtube), ("sms", sms), *measured]
         if only:
             corpora = [(n, ex) for n, ex in corpora if n in only]
-        report = per_corpus_report(corpora, systems, cap, log)
+        report = per_corpus_report(corpora, systems, cap, log, folds)
     else:
         report = dayone_report(shipped_base(), measured, systems)
     if as_json:
