@@ -95,7 +95,10 @@ def test_worker_processes_fit_the_very_model_one_process_fits(tmp_path: Path) ->
     assert np.array_equal(one.coef_, pooled.coef_)
     assert np.array_equal(one.intercept_, pooled.intercept_)
     assert one_result.summary["sha256"] == pooled_result.summary["sha256"]
-    assert one_result.gate.candidate == pooled_result.gate.candidate
+    # As JSON: with under 100 held-out comments above 0.99 nothing is discarded and
+    # precision_at_discard is NaN, which no dict comparison finds equal to itself.
+    assert (json.dumps(one_result.gate.candidate, sort_keys=True)
+            == json.dumps(pooled_result.gate.candidate, sort_keys=True))
 
 
 def test_chunked_yields_lists_of_at_most_size() -> None:
