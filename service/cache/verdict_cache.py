@@ -225,8 +225,11 @@ class VerdictCache:
         self.local = LocalTier(settings.cache_local_size)
         self.counters = flood.LocalCounters(settings.flood_local_keys, clock=wall)
         # With Redis and a sync thread (attach_sync): counts of repeats answered here.
+        # Counts matter here only for texts this worker holds a verdict for: bounded by
+        # the local tier (a text and an address each), not by the flood table.
         self.shared = flood.SharedCounts(
-            settings.flood_local_keys, fresh_seconds=2 * settings.cache_sync_seconds, clock=wall
+            2 * settings.cache_local_size, fresh_seconds=2 * settings.cache_sync_seconds,
+            clock=wall,
         )
         self.sync: CacheSync | None = None
         self.on_invalidate: list[Callable[[str], None]] = []  # told of labels heard by pub/sub
@@ -591,8 +594,7 @@ class VerdictCache:
         self._pending = []
         self._pending_lock = threading.Lock()
         self.shared = flood.SharedCounts(
-            self.settings.flood_local_keys, fresh_seconds=self.shared.fresh_seconds,
-            clock=self._wall,
+            self.shared.max_keys, fresh_seconds=self.shared.fresh_seconds, clock=self._wall
         )
         self._dropped.clear()
 
