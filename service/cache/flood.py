@@ -320,15 +320,18 @@ class SharedCounts:
                 self._inflight[key] = self._inflight.get(key, 0) + n
         return [(name, slot, n) for (name, slot), n in taken.items()]
 
+    def _landed(self, key: tuple[str, int], n: int) -> None:
+        """``n`` increments of ``key`` are no longer in flight (call with the lock)."""
+        left = self._inflight.get(key, 0) - n
+        if left > 0:
+            self._inflight[key] = left
+        else:
+            self._inflight.pop(key, None)
+
     def sent(self, name: str, slot: int, n: int, total: int, previous: int) -> None:
         """Redis took ``n`` increments and answered its new total."""
         with self._lock:
-            key = (name, slot)
-            left = self._inflight.get(key, 0) - n
-            if left > 0:
-                self._inflight[key] = left
-            else:
-                self._inflight.pop(key, None)
+            self._landed((name, slot), n)
         self.learn(name, slot, total, previous)
 
     def unsent(self, items: list[tuple[str, int, int]]) -> None:
@@ -336,11 +339,7 @@ class SharedCounts:
         with self._lock:
             for name, slot, n in items:
                 key = (name, slot)
-                left = self._inflight.get(key, 0) - n
-                if left > 0:
-                    self._inflight[key] = left
-                else:
-                    self._inflight.pop(key, None)
+                self._landed(key, n)
                 if len(self._pending) < self.max_keys:
                     self._pending[key] = self._pending.get(key, 0) + n
 
