@@ -236,6 +236,16 @@ class ModelHolder:
         return self._scorer is not None
 
     def scorer(self) -> Scorer:
+        if self._scorer is None:
+            # No model yet (a first one may be training in the background): a moved
+            # pointer is looked at now, not at the next poll, so that once one worker
+            # serves the new model no other answers "unavailable" for seconds more.
+            try:
+                moved = self.registry.pointer_token(self.family) != self._pointer_token
+            except Exception:  # the database registry may be unreachable
+                moved = False
+            if moved:
+                self.maybe_reload(force=True)
         self.maybe_reload()
         scorer = self._scorer
         if scorer is None:
