@@ -219,3 +219,22 @@ def test_a_swapped_out_model_is_freed(model_dir: Path) -> None:
     holder._scorer = None  # as if another version were promoted: load afresh
     assert holder.load_current()
     assert old_scorer() is None and old_char() is None
+
+
+def test_a_holder_without_a_model_serves_one_as_soon_as_it_is_promoted(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    """A first model promoted after start (the toxicity bootstrap does that) is served
+    by every worker at its next request, not at its next poll (an hour away here)."""
+    import shutil
+
+    version = current(model_dir)
+    empty = Registry(tmp_path / "registry")
+    empty.root.mkdir()
+    holder = ModelHolder(empty, "spam", reload_interval=3600)
+    holder.maybe_reload(force=True)
+    with pytest.raises(ModelError):
+        holder.scorer()
+    shutil.copytree(model_dir / version, empty.root / version)
+    empty.set_current(version)
+    assert holder.scorer().version == version
