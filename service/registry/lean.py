@@ -206,6 +206,15 @@ def _word_terms(token_pattern: str, ngram_range: tuple[int, int]) -> Callable[[s
     return terms
 
 
+def plain_text_blocks(features: Any) -> bool:
+    """Whether a CommentFeatures' word and char blocks use only the settings the
+    compiled scorers reproduce (this module's and service.registry.lean_multi's)."""
+    char = features.char_
+    return _plain_vectoriser(features.word_, "word") and (
+        char is None or _plain_vectoriser(char, "char_wb")
+    )
+
+
 def _plain_vectoriser(vec: Any, analyzer: str) -> bool:
     """Only the settings CommentFeatures uses are reproduced; anything else falls back."""
     from sklearn.feature_extraction.text import TfidfVectorizer
@@ -393,9 +402,7 @@ def compile_pipeline(pipeline: Any, memo_size: int = WORD_MEMO_SIZE) -> LeanScor
     if getattr(clf, "classes_", None) is None or list(clf.classes_) != [0, 1]:
         return None
     word, char = features.word_, features.char_
-    if not _plain_vectoriser(word, "word"):
-        return None
-    if char is not None and not _plain_vectoriser(char, "char_wb"):
+    if not plain_text_blocks(features):
         return None
     row = coef[0]
     char_block = None

@@ -229,7 +229,7 @@ def _block_arrays(vec: Any, coef: np.ndarray, offset: int, prefix: str) -> dict[
 def compile_multi(pipeline: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]] | None:
     """(meta, arrays) for a fitted CommentFeatures + multi-output linear pipeline, or
     None for any other shape. Imports scikit-learn: call it where the pipeline is."""
-    from service.registry.lean import _plain_vectoriser
+    from service.registry.lean import plain_text_blocks
     from training.features import CommentFeatures
 
     steps: dict[str, Any] = dict(getattr(pipeline, "named_steps", {}))
@@ -242,9 +242,7 @@ def compile_multi(pipeline: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]
     if coef is None or coef.ndim != 2 or coef.shape[0] != len(outputs):
         return None
     word, char = features.word_, features.char_
-    if not _plain_vectoriser(word, "word"):
-        return None
-    if char is not None and not _plain_vectoriser(char, "char_wb"):
+    if not plain_text_blocks(features):
         return None
     if coef.shape[1] != features.n_word_ + features.n_char_:
         return None
