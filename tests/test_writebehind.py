@@ -89,7 +89,9 @@ def test_queue_is_bounded_and_drops_are_counted(store: Store) -> None:
 def test_clean_stop_loses_nothing(store: Store) -> None:
     writer = WriteBehind(store, batch_size=7, interval_seconds=SLOW)
     writer.submit([record(i) for i in range(50)])
-    assert stored(store) == 0  # nothing written in the request
+    # (No assertion here on what is stored yet: a full batch wakes the writer thread,
+    # which may commit some before this line runs; CI saw 7 of 50 once. That nothing
+    # is written in the request is test_queue_is_bounded_and_drops_are_counted's.)
     writer.stop()
     assert stored(store) == 50
     writer.stop()  # twice is harmless
