@@ -175,7 +175,8 @@ def test_deferred_verdicts_ride_the_next_round_trip(make_app: Callable[..., Flas
                                                     redis_url: str) -> None:
     """With a background writer a new verdict is not a round trip of its own: it goes
     with this worker's next lookup, or the writer's next tick."""
-    app_a = make_app(redis_url=redis_url)
+    # Without the sync thread, whose tick would send the deferred verdict at any moment.
+    app_a = make_app(redis_url=redis_url, cache_sync_seconds=0)
     cache_a = res_of(app_a).cache
     cache_a.defer_remote = True  # as when service/store/writebehind.py runs (not under testing)
     worker_a, worker_b = app_a.test_client(), make_app(redis_url=redis_url).test_client()
