@@ -14,6 +14,8 @@ import pytest
 import redis
 from flask import Flask
 from flask.testing import FlaskClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from service.api.checking import record_feedback
 from service.cache import verdict_cache as cache_mod
@@ -478,3 +480,34 @@ def test_after_redis_comes_back_a_repeat_is_verified_once_then_answered_here(
     before = evalsha()
     assert all(check(client, short)["cached"] for _ in range(5))
     assert evalsha() == before
+
+
+# --- the local tier's index ------------------------------------------------------
+@given(st.lists(st.tuples(st.sampled_from(["put", "get", "drop", "drop_fields", "clear"]),
+                          st.sampled_from("abcd"), st.sampled_from("xy"), st.integers(0, 2)),
+                max_size=80))
+@settings(max_examples=200, deadline=None)
+def test_local_tier_drops_by_fields_as_a_scan_would(ops: list[tuple[str, str, str, int]]) -> None:
+    """A label drops a comment's verdicts through the index, not a scan of the tier
+    (every worker does it for every label heard): the same entries as a scan, LRU
+    eviction included."""
+    tier = cache_mod.LocalTier(5)
+    outcome = cache_mod.outcome_from_json({"verdict": "ham", "p": 0.1, "discard": False,
+                                           "reasons": [], "model_version": "v"})
+    for op, fields, vkey, bucket in ops:
+        key = (fields, vkey, bucket)
+        if op == "put":
+            tier.put(key, cache_mod.Entry(outcome, 1, 0.0))
+        elif op == "get":
+            tier.get(key)
+        elif op == "drop":
+            tier.drop(key)
+        elif op == "clear":
+            tier.clear()
+        else:
+            expected = [k for k in tier._data if k[0] == fields]
+            assert tier.drop_fields(fields) == len(expected)
+            assert not any(k[0] == fields for k in tier._data)
+        assert len(tier) <= 5
+        indexed = {k for keys in tier._by_fields.values() for k in keys}
+        assert indexed == set(tier._data)

@@ -147,11 +147,17 @@ class Entry:
 
 
 class LocalTier:
-    """A bounded, thread-safe LRU of verdicts, keyed (fields key, verdict key, bucket)."""
+    """A bounded, thread-safe LRU of verdicts, keyed (fields key, verdict key, bucket).
+
+    The keys of each fields key are indexed too: a label drops a comment's verdicts
+    (every context and bucket) without scanning the tier, which every worker does
+    for every label taken anywhere (pub/sub).
+    """
 
     def __init__(self, size: int) -> None:
         self.size = size
         self._data: OrderedDict[tuple[str, str, int], Entry] = OrderedDict()
+        self._by_fields: dict[str, set[tuple[str, str, int]]] = {}
         self._lock = threading.Lock()
 
     def get(self, key: tuple[str, str, int]) -> Entry | None:
@@ -165,16 +171,26 @@ class LocalTier:
         with self._lock:
             self._data[key] = entry
             self._data.move_to_end(key)
+            self._by_fields.setdefault(key[0], set()).add(key)
             while len(self._data) > self.size:
-                self._data.popitem(last=False)
+                old, _ = self._data.popitem(last=False)
+                self._unindex(old)
+
+    def _unindex(self, key: tuple[str, str, int]) -> None:
+        keys = self._by_fields.get(key[0])
+        if keys is not None:
+            keys.discard(key)
+            if not keys:
+                del self._by_fields[key[0]]
 
     def drop(self, key: tuple[str, str, int]) -> None:
         with self._lock:
-            self._data.pop(key, None)
+            if self._data.pop(key, None) is not None:
+                self._unindex(key)
 
     def drop_fields(self, fields: str) -> int:
         with self._lock:
-            stale = [k for k in self._data if k[0] == fields]
+            stale = self._by_fields.pop(fields, set())
             for k in stale:
                 del self._data[k]
         return len(stale)
@@ -182,6 +198,7 @@ class LocalTier:
     def clear(self) -> None:
         with self._lock:
             self._data.clear()
+            self._by_fields.clear()
 
     def __len__(self) -> int:
         return len(self._data)
