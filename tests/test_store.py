@@ -185,3 +185,18 @@ def test_a_serving_process_does_not_import_alembic(tmp_path: Path, model_dir: Pa
     engine.dispose()
     loaded = app_process_modules(model_dir, tmp_path / "var", url)
     assert "service" in loaded and "alembic" not in loaded
+
+
+def test_a_text_is_found_within_its_site_by_one_index(tmp_path: Path) -> None:
+    """A label by content (find_comment), the queue's copies and the label import
+    look a text up within a site: one index on both columns serves it. With the two
+    indexed apart, SQLite walked every comment of the site (33 ms at 316k rows)."""
+    engine = engine_for(f"sqlite:///{tmp_path / 'plan.sqlite3'}")
+    migrate.upgrade(engine)
+    with engine.connect() as conn:
+        plan = conn.exec_driver_sql(
+            "EXPLAIN QUERY PLAN SELECT id FROM comments WHERE content_hash = ? AND site_id = ? "
+            "ORDER BY id DESC LIMIT 1", ("x", 1),
+        ).all()
+    assert any("ix_comments_hash_site" in str(row) for row in plan), plan
+    engine.dispose()

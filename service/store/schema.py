@@ -69,7 +69,7 @@ comments = Table(
     _ts("received_at", index=True),
     # The request as received; content is NULL once purged by retention.
     Column("content", Text, nullable=True),
-    Column("content_hash", String(64), nullable=False, index=True),  # sha256 of dedup_key
+    Column("content_hash", String(64), nullable=False),  # sha256 of dedup_key
     Column("author", String(2000), nullable=False, default=""),
     Column("author_email", String(2000), nullable=False, default="", index=True),
     Column("author_url", String(2000), nullable=False, default=""),
@@ -91,6 +91,10 @@ comments = Table(
     Column("is_test", Boolean, nullable=False, default=False),
     _ts("purged_at", nullable=True),
     Index("ix_comments_site_received", "site_id", "received_at"),
+    # A label by content, its unlabelled copies and the queue's grouping look a text
+    # up within a site: with the text's hash alone indexed, SQLite walked every
+    # comment of the site instead (33 ms at 316k rows, growing with the table).
+    Index("ix_comments_hash_site", "content_hash", "site_id"),
 )
 
 labels = Table(
