@@ -511,3 +511,17 @@ def test_local_tier_drops_by_fields_as_a_scan_would(ops: list[tuple[str, str, st
         assert len(tier) <= 5
         indexed = {k for keys in tier._by_fields.values() for k in keys}
         assert indexed == set(tier._data)
+
+
+def test_labels_heard_long_ago_are_not_kept_for_the_race_guard() -> None:
+    """The guard against a verdict stored after a label raced it keeps only labels
+    young enough to race a check still running, not one entry per label ever heard."""
+    from service.config import load_settings
+
+    now = [1000.0]
+    cache = cache_mod.VerdictCache(load_settings({"env": "testing"}), None, clock=lambda: now[0])
+    for i in range(500):
+        cache.heard(f"fields-{i}")
+        now[0] += 1.0
+    assert len(cache._dropped) <= cache_mod.DROPPED_SECONDS + 1
+    assert "fields-499" in cache._dropped and "fields-0" not in cache._dropped

@@ -78,6 +78,9 @@ return out
 
 PENDING_MAX = 2_000  # verdicts a worker keeps for its next round trip, at most
 DROPPED_MAX = 10_000  # recent invalidations remembered, so a racing store is not kept
+# ... for as long as a check may last (gunicorn's timeout is 30 s): an older one can
+# race no check still running, and keeping it would grow a worker with every label.
+DROPPED_SECONDS = 60.0
 
 # Fields the key does not take verbatim: the features only read whether the
 # comment came within a minute of the article (see key_values).
@@ -407,9 +410,12 @@ class VerdictCache:
     def _forget(self, fields: str) -> None:
         self.local.drop_fields(fields)
         with self._pending_lock:
-            self._dropped[fields] = self._clock()
+            now = self._clock()
+            self._dropped[fields] = now
             self._dropped.move_to_end(fields)
-            while len(self._dropped) > DROPPED_MAX:
+            while len(self._dropped) > DROPPED_MAX or (
+                next(iter(self._dropped.values())) < now - DROPPED_SECONDS
+            ):
                 self._dropped.popitem(last=False)
 
     def sync_tick(self) -> None:
