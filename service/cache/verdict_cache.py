@@ -160,7 +160,8 @@ class LocalTier:
     def __init__(self, size: int) -> None:
         self.size = size
         self._data: OrderedDict[tuple[str, str, int], Entry] = OrderedDict()
-        self._by_fields: dict[str, set[tuple[str, str, int]]] = {}
+        # fields -> its keys (almost always one: a list is a quarter of a set's size)
+        self._by_fields: dict[str, list[tuple[str, str, int]]] = {}
         self._lock = threading.Lock()
 
     def get(self, key: tuple[str, str, int]) -> Entry | None:
@@ -172,17 +173,18 @@ class LocalTier:
 
     def put(self, key: tuple[str, str, int], entry: Entry) -> None:
         with self._lock:
+            if key not in self._data:
+                self._by_fields.setdefault(key[0], []).append(key)
             self._data[key] = entry
             self._data.move_to_end(key)
-            self._by_fields.setdefault(key[0], set()).add(key)
             while len(self._data) > self.size:
                 old, _ = self._data.popitem(last=False)
                 self._unindex(old)
 
     def _unindex(self, key: tuple[str, str, int]) -> None:
         keys = self._by_fields.get(key[0])
-        if keys is not None:
-            keys.discard(key)
+        if keys is not None and key in keys:
+            keys.remove(key)
             if not keys:
                 del self._by_fields[key[0]]
 
@@ -193,7 +195,7 @@ class LocalTier:
 
     def drop_fields(self, fields: str) -> int:
         with self._lock:
-            stale = self._by_fields.pop(fields, set())
+            stale = self._by_fields.pop(fields, [])
             for k in stale:
                 del self._data[k]
         return len(stale)
