@@ -200,3 +200,49 @@ def test_a_text_is_found_within_its_site_by_one_index(tmp_path: Path) -> None:
         ).all()
     assert any("ix_comments_hash_site" in str(row) for row in plan), plan
     engine.dispose()
+
+
+def test_checks_are_stored_byte_for_byte_as_sqlalchemy_stores_them(store: Store) -> None:
+    """record_checks sends its rows to the driver with the columns' own bind
+    processors: the database holds exactly what Connection.execute would store."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import String, Text, cast, insert, select, type_coerce
+
+    from service.store.db import CHECK_COLUMNS, CheckRecord, content_hash
+    from service.store.schema import comments
+
+    received = datetime(2026, 11, 27, 21, 0, 1, 123456, tzinfo=UTC)
+    fields = {"author": "Zoë " + "x" * 2100, "author_email": "z@example.org",
+              "user_ip": "203.0.113.9", "type": "comment", "created_at": "2026-11-27T20:59:00Z"}
+    rec = CheckRecord(
+        guid="g-fast", site_id=None, source="akismet", content="Grüße \u2028 <b>hi</b> \U0001f600",
+        fields=fields, extra={"honeypot": "", "blog_lang": "de", "n": 3, "nested": {"a": [1.5]}},
+        spam_probability=0.25, verdict="unsure", discard=False,
+        reasons=[{"kind": "word", "description": "the word 'hi'", "direction": "ham",
+                  "weight": -0.125}],
+        model_version="spam-x", is_test=True, toxicity=None, received_at=received,
+    )
+    store.record_checks([rec])
+    values = {
+        "guid": "g-core", "site_id": None, "source": rec.source, "received_at": received,
+        "content": rec.content, "content_hash": content_hash(rec.content), "extra": rec.extra,
+        "spam_probability": rec.spam_probability, "verdict": rec.verdict,
+        "discard": rec.discard, "reasons": rec.reasons, "model_version": rec.model_version,
+        "is_test": rec.is_test, "toxicity": rec.toxicity,
+        "author": fields["author"][:2000], "author_email": fields["author_email"],
+        "author_url": "", "user_ip": fields["user_ip"], "user_agent": "", "referrer": "",
+        "permalink": "", "comment_type": "comment", "lang": "",
+        "comment_created_at": fields["created_at"],
+    }
+    assert set(values) == set(CHECK_COLUMNS)
+    with store.transaction() as c:
+        c.execute(insert(comments).values(**values))
+        # As stored: SQLite's values unconverted, PostgreSQL's as text.
+        pg = store.engine.dialect.name == "postgresql"
+        raw = c.execute(select(*[
+            cast(col, Text) if pg else type_coerce(col, String)
+            for col in comments.columns if col.name not in ("id", "guid")
+        ]).order_by(comments.c.id)).all()
+    fast, core = raw
+    assert fast == core

@@ -14,6 +14,8 @@ import functools
 import hashlib
 import hmac
 import ipaddress
+import json
+import operator
 import re
 import secrets
 import uuid
@@ -25,9 +27,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+import orjson
 from sqlalchemy import (
     Connection,
     Engine,
+    bindparam,
     create_engine,
     delete,
     event,
@@ -113,13 +117,23 @@ def site_key(url: str) -> str:
     return f"{host}{port}{parts.path.rstrip('/')}"
 
 
+def json_dumps(value: Any) -> str:
+    """JSON columns' serializer: orjson (a tenth of the standard library's cost per
+    stored check), the standard library for what orjson refuses (a lone surrogate
+    in a form field, a key that is not a string): the same documents either way."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return json.dumps(value)
+
+
 def engine_for(url: str) -> Engine:
     """An Engine with the settings commentmod needs on each backend."""
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30})
+        engine = create_engine(url, connect_args={"timeout": 30}, json_serializer=json_dumps)
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -140,6 +154,7 @@ def engine_for(url: str) -> Engine:
         max_overflow=5,
         pool_recycle=1800,
         connect_args={"connect_timeout": 5},
+        json_serializer=json_dumps,
     )
 
 
@@ -184,6 +199,47 @@ COMMENT_COLUMNS = {
     "lang": "lang",
     "created_at": "comment_created_at",
 }
+
+
+CHECK_COLUMNS = (
+    "guid", "site_id", "source", "received_at", "content", "content_hash", "extra",
+    "spam_probability", "verdict", "discard", "reasons", "model_version", "is_test",
+    "toxicity", *COMMENT_COLUMNS.values(),
+)
+
+
+class CheckInsert:
+    """The insert-or-ignore of checks, compiled once for a dialect, its rows sent to
+    the driver's ``executemany`` with each column's own SQLAlchemy bind processor
+    applied (so what is stored is byte for byte what ``Connection.execute`` stores:
+    tests/test_store.py compares them)."""
+
+    def __init__(self, dialect: Any, statement: Any) -> None:
+        stmt = statement.values({name: bindparam(name) for name in CHECK_COLUMNS})
+        compiled = stmt.compile(dialect=dialect)
+        self.sql = str(compiled)
+        self.positional = bool(compiled.positional)
+        order = list(compiled.positiontup or ()) if self.positional else list(CHECK_COLUMNS)
+        if sorted(order) != sorted(CHECK_COLUMNS):
+            raise StorageError(f"unexpected parameters in the check insert: {order}")
+        where = {name: i for i, name in enumerate(CHECK_COLUMNS)}
+        self.pick = operator.itemgetter(*[where[name] for name in order])
+        self.names = order
+        self.processors = [
+            (where[name], proc) for name in CHECK_COLUMNS
+            if (proc := t.comments.c[name].type.dialect_impl(dialect).bind_processor(dialect))
+            is not None
+        ]
+
+    def run(self, conn: Connection, rows: list[list[Any]]) -> None:
+        for row in rows:
+            for i, proc in self.processors:
+                row[i] = proc(row[i])
+        params: list[Any] = (
+            [self.pick(row) for row in rows] if self.positional
+            else [dict(zip(self.names, row, strict=True)) for row in rows]
+        )
+        conn.exec_driver_sql(self.sql, params)
 
 
 def _new_id(result: Any) -> int:
@@ -232,6 +288,7 @@ class Store:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._check_insert: CheckInsert | None = None
 
     # --- plumbing ----------------------------------------------------------
     @contextmanager
@@ -392,36 +449,31 @@ class Store:
 
         Idempotent by guid (insert or ignore, on SQLite and PostgreSQL): a check
         replayed from a write-behind journal after a crash is never stored twice.
+        Every check is stored, so this runs once per answered request: the rows go
+        to the driver's ``executemany`` through :class:`CheckInsert`, not through
+        SQLAlchemy's per-row parameter processing (two fifths of the cost).
         """
         if not records:
             return
-        rows = []
+        insert = self._check_insert
+        if insert is None:
+            insert = self._check_insert = CheckInsert(self.engine.dialect,
+                                                      self._insert_or_ignore(t.comments, "guid"))
         stamp = now()
+        rows = []
         for rec in records:
-            values = {
-                COMMENT_COLUMNS[k]: v[:2000] for k, v in rec.fields.items() if k in COMMENT_COLUMNS
-            }
-            rows.append(
-                dict(
-                    guid=rec.guid,
-                    site_id=rec.site_id,
-                    source=rec.source,
-                    received_at=rec.received_at or stamp,
-                    content=rec.content,
-                    content_hash=content_hash(rec.content),
-                    extra=rec.extra,
-                    spam_probability=rec.spam_probability,
-                    verdict=rec.verdict,
-                    discard=rec.discard,
-                    reasons=rec.reasons,
-                    model_version=rec.model_version,
-                    is_test=rec.is_test,
-                    toxicity=rec.toxicity,
-                    **{c: values.get(c, "") for c in COMMENT_COLUMNS.values()},
-                )
-            )
+            fields = rec.fields
+            row = [
+                rec.guid, rec.site_id, rec.source, rec.received_at or stamp, rec.content,
+                content_hash(rec.content), rec.extra, rec.spam_probability, rec.verdict,
+                rec.discard, rec.reasons, rec.model_version, rec.is_test, rec.toxicity,
+            ]
+            for key in COMMENT_COLUMNS:
+                value = fields.get(key)
+                row.append(value[:2000] if value else "")
+            rows.append(row)
         with self.transaction() as c:
-            c.execute(self._insert_or_ignore(t.comments, "guid"), rows)
+            insert.run(c, rows)
             self._join_pending(c)
 
     # --- labels waiting for their check -------------------------------------
