@@ -19,6 +19,7 @@ so a verdict is a pure function of (fields, model version, bucket).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import threading
@@ -82,9 +83,26 @@ class FloodKeys:
     substantial: bool
 
 
+# A repeat (a cache hit, a flood) is normalised once per worker, not once per check:
+# the text keys of recent short comments are remembered (at most 1,024 of up to
+# 1,000 characters: about 1 MB at worst).
+MEMO_CHARS = 1_000
+
+
 def flood_keys(c: Comment) -> FloodKeys:
-    normalised = normalise_text(c.content)
-    return FloodKeys(_digest(normalised), ip_digest(c.user_ip), _substantial(c.content, normalised))
+    content = c.content
+    text, substantial = (
+        _text_keys_memo(content) if len(content) <= MEMO_CHARS else _text_keys(content)
+    )
+    return FloodKeys(text, ip_digest(c.user_ip), substantial)
+
+
+def _text_keys(content: str) -> tuple[str, bool]:
+    normalised = normalise_text(content)
+    return _digest(normalised), _substantial(content, normalised)
+
+
+_text_keys_memo = functools.lru_cache(maxsize=1024)(_text_keys)
 
 
 def _digest(value: str) -> str:

@@ -24,6 +24,7 @@ a worker's memory grows by little as labels arrive, and stays bounded).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import threading
@@ -74,7 +75,19 @@ def _row(r: Any) -> tuple[int, int | None, str | None, str, str, str]:
 
 
 def text_digest(content: str) -> str:
+    """The digest of a comment's model text; a recent short text's is remembered (every
+    check of a site with labels asks, and repeats are the common case)."""
+    if len(content) <= MEMO_CHARS:
+        return _digest_memo(content)
+    return _digest(content)
+
+
+def _digest(content: str) -> str:
     return hashlib.sha256(model_text(content).encode()).hexdigest()[:32]
+
+
+MEMO_CHARS = 1_000
+_digest_memo = functools.lru_cache(maxsize=1024)(_digest)
 
 
 def _author(comment_author: str) -> str:
