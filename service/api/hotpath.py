@@ -65,17 +65,24 @@ class HotPath:
         }
         # The request hooks this path stands in for (the app's own, as built). A hook
         # added later (an extension, a test) runs only in Flask's cycle: then Flask
-        # answers everything.
-        self.hooks = self._hooks()
-
-    def _hooks(self) -> tuple[int, ...]:
-        app = self.app
-        return tuple(
-            len(table.get(scope, ()))
+        # answers everything. Flask appends a hook to its scope's list, so the lists
+        # (made here where a scope has none yet; an empty one changes nothing) are
+        # counted, not looked up, on each request.
+        self._hook_lists = [
+            table[scope]
             for table in (app.before_request_funcs, app.after_request_funcs,
                           app.teardown_request_funcs, app.url_value_preprocessors)
             for scope in (None, "api", "akismet")
-        )
+        ]
+        self.hooks = self._hooks()
+        # Each endpoint's request counter and latency histogram, looked up once.
+        self._metrics = {
+            endpoint: (metrics.REQUESTS.labels(endpoint, "200"), metrics.LATENCY.labels(endpoint))
+            for endpoint, _ in self.routes.values()
+        }
+
+    def _hooks(self) -> int:
+        return sum(map(len, self._hook_lists))
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         route = self.routes.get(environ.get("PATH_INFO", ""))
@@ -104,8 +111,9 @@ class HotPath:
                    *extra.items(), *self.security]
         start_response("200 OK", headers)
         elapsed = time.perf_counter() - started
-        metrics.REQUESTS.labels(endpoint, "200").inc()
-        metrics.LATENCY.labels(endpoint).observe(elapsed)
+        requests, latency = self._metrics[endpoint]
+        requests.inc()
+        latency.observe(elapsed)
         if log.isEnabledFor(logging.DEBUG):
             log.info("request", extra={"method": "POST", "path": environ.get("PATH_INFO"),
                                        "endpoint": endpoint, "status": 200,
