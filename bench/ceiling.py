@@ -2,22 +2,37 @@
 
 Served by bench/run.py under the same gunicorn settings as commentmod
 (bench/ceiling_conf.py), it is the most any Flask endpoint can do on this
-machine; commentmod's scenarios are quoted as a ratio to it.
+machine; commentmod's scenarios are quoted as a ratio to it. Beside it, the
+floors: the same endpoint plus what a check cannot do without (one Redis round
+trip; for a miss, the model's scoring too), so a ratio out of reach by design
+is shown with the floor it hits.
 """
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
 import redis
 from flask import Flask, jsonify, request
+
+from training.text import COMMENT_FIELDS, Comment
 
 app = Flask(__name__)
 # The floor under any check that counts floods across workers: the same endpoint
 # plus one Redis round trip (INCR, EXPIRE, GET pipelined), as commentmod's lookup.
 _redis = redis.Redis.from_url(os.environ.get("BENCH_REDIS_URL") or "redis://127.0.0.1:6379/13",
                               socket_timeout=0.5)
+
+
+def _round_trip() -> None:
+    pipe = _redis.pipeline(transaction=False)
+    pipe.incr("commentmod-bench:ceiling")
+    pipe.expire("commentmod-bench:ceiling", 60)
+    pipe.get("commentmod-bench:ceiling-previous")
+    pipe.execute()
 
 
 @app.post("/")
@@ -29,12 +44,63 @@ def echo() -> Any:
 @app.post("/redis")
 def echo_redis() -> Any:
     body = request.get_json(force=True)
-    pipe = _redis.pipeline(transaction=False)
-    pipe.incr("commentmod-bench:ceiling")
-    pipe.expire("commentmod-bench:ceiling", 60)
-    pipe.get("commentmod-bench:ceiling-previous")
-    pipe.execute()
+    _round_trip()
     return jsonify(ok=True, chars=len(body.get("content", "")))
+
+
+# The floor under a cache miss by design: the ceiling's Redis round trip plus the
+# serving model's own scoring with its reasons (service.scoring.model.Scorer, the
+# compiled tables commentmod serves), and nothing else of commentmod's: no rules,
+# no verdict cache, no check record, no metrics. BENCH_MODEL_DIR names the
+# registry; the model is loaded at import (in the master: gunicorn preloads). The
+# floor runs as a server of its own (bench/run.py), so the ceiling's worker holds
+# no model.
+def _load_scorer() -> Any:
+    root = os.environ.get("BENCH_MODEL_DIR")
+    if not root:
+        return None
+    from service.registry.versions import Registry
+    from service.scoring.model import load_scorer
+
+    registry = Registry(Path(root))
+    version = registry.current()
+    return load_scorer(registry, version) if version else None
+
+
+_scorer = _load_scorer()
+if _scorer is not None:
+    import gc
+
+    gc.freeze()  # as commentmod's master does: no full collection walks the model's tables
+_FIELDS = frozenset(COMMENT_FIELDS)
+
+
+def _scored(fields: dict[str, str]) -> tuple[float, list[dict[str, Any]]]:
+    comment = Comment(**{k: v for k, v in fields.items() if k in _FIELDS})
+    [(p, reasons)] = _scorer.score([comment])
+    return p, [r.to_dict() for r in reasons]
+
+
+@app.post("/score")
+def score() -> Any:
+    body = request.get_json(force=True)
+    _round_trip()
+    p, reasons = _scored(body)
+    return jsonify(spam_probability=p, reasons=reasons)
+
+
+@app.post("/score-form")
+def score_form() -> Any:
+    """The same floor for Akismet's comment-check: a form in, "true"/"false" out."""
+    form = dict(parse_qsl(request.get_data(as_text=True)))
+    fields = {name: form.get(key, "") for name, key in (
+        ("content", "comment_content"), ("author", "comment_author"),
+        ("author_email", "comment_author_email"), ("author_url", "comment_author_url"),
+        ("user_ip", "user_ip"), ("user_agent", "user_agent"), ("referrer", "referrer"),
+        ("permalink", "permalink"), ("type", "comment_type"), ("lang", "blog_lang"))}
+    _round_trip()
+    p, _ = _scored(fields)
+    return app.response_class("true" if p >= 0.5 else "false", mimetype="text/plain")
 
 
 @app.get("/healthz")

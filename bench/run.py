@@ -43,9 +43,12 @@ sys.path.insert(0, str(ROOT))
 from bench import fixedrate, servers, wrk  # noqa: E402
 
 SCENARIOS = (
-    "ceiling", "ceiling+redis", "miss", "rule", "hit", "redis-down", "akismet", "batch",
-    "half-load", "saturation",
+    "ceiling", "ceiling+redis", "floor-miss", "floor-akismet", "miss", "rule", "hit",
+    "redis-down", "akismet", "batch", "half-load", "saturation",
 )
+# A target out of reach by design is shown beside the floor it hits: the ceiling
+# plus what that check cannot do without (bench/ceiling.py's /score, /score-form).
+FLOORS = {"miss": "floor-miss", "akismet": "floor-akismet"}
 NO_RATIO = {"batch", "half-load"}  # batches/s and a fixed rate: no ratio to the ceiling
 AKISMET_SITE = "https://bench.example"
 TARGETS = {  # issue 8: ratio to the ceiling's requests/s in the same run
@@ -205,6 +208,21 @@ def run(args: argparse.Namespace) -> list[Row]:
         app = servers.start_commentmod("commentmod", workdir / "main", env, args.workers)
         started.append(app)
         cache = has_cache(app.base, token)
+        if {"floor-miss", "floor-akismet"} & wanted:  # the model exists now (serve made it)
+            floor = servers.start_ceiling(workdir / "floor", args.workers, args.redis_url,
+                                          model_dir=args.model_dir)
+            started.append(floor)
+            if "floor-miss" in wanted:
+                rows["floor-miss"] = _named(
+                    measure(floor, "/score", "check_miss", args, token), "floor-miss",
+                    "the ceiling + one Redis round trip + the model's scoring with reasons")
+                pair("floor-miss")
+            if "floor-akismet" in wanted:
+                rows["floor-akismet"] = _named(
+                    measure(floor, "/score-form", "akismet", args, token), "floor-akismet",
+                    "floor-miss with Akismet's form in and true/false out")
+                pair("floor-akismet")
+            floor.stop()
         if "miss" in wanted or "half-load" in wanted:
             rows["miss"] = _named(measure(app, "/api/v1/check", "check_miss", args, token),
                                   "miss", "POST /api/v1/check, new comment (cache miss)")
@@ -372,7 +390,12 @@ def verdicts(rows: list[Row]) -> list[str]:
         if r is None or r.ratio is None:
             continue
         ok = "met" if r.ratio >= target else "NOT met"
-        out.append(f"{name}: {r.ratio:.2f} of the ceiling (target {target:.2f}) - {ok}")
+        line = f"{name}: {r.ratio:.2f} of the ceiling (target {target:.2f}) - {ok}"
+        floor = by.get(FLOORS.get(name, ""))
+        if floor is not None and floor.ratio and floor.rps and r.rps:
+            line += (f"; its floor ({floor.scenario}) is {floor.ratio:.2f} of the ceiling, "
+                     f"and {name} runs at {r.rps / floor.rps:.2f} of that floor")
+        out.append(line)
     if (r := by.get("half-load")) and r.p99_ms is not None:
         ok = "met" if r.p99_ms < HALF_LOAD_P99_MS else "NOT met"
         out.append(f"p99 at half the miss load: {r.p99_ms:.2f} ms "

@@ -137,11 +137,16 @@ def start_commentmod(
     return _start(name, argv, workdir, env, port)
 
 
-def start_ceiling(workdir: Path, workers: int | None, redis_url: str = "") -> Server:
+def start_ceiling(
+    workdir: Path, workers: int | None, redis_url: str = "", model_dir: Path | None = None
+) -> Server:
+    """The bare-Flask ceiling (bench/ceiling.py); with ``model_dir``, the floor
+    server, which also serves the model's scoring (``/score``, ``/score-form``)."""
     port = free_port()
     env = {
         **os.environ,
         "BENCH_REDIS_URL": redis_url,
+        "BENCH_MODEL_DIR": str(model_dir) if model_dir else "",
         "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
         "COMMENTMOD_BIND": f"127.0.0.1:{port}",
         "COMMENTMOD_LOG_LEVEL": "info",
@@ -150,7 +155,7 @@ def start_ceiling(workdir: Path, workers: int | None, redis_url: str = "") -> Se
         env["COMMENTMOD_WORKERS"] = str(workers)
     argv = [python(), "-m", "gunicorn", "-c", str(ROOT / "bench" / "ceiling_conf.py"),
             "bench.ceiling:app"]
-    return _start("ceiling", argv, workdir, env, port)
+    return _start("floor" if model_dir else "ceiling", argv, workdir, env, port)
 
 
 def _start(name: str, argv: list[str], workdir: Path, env: dict[str, str], port: int) -> Server:
