@@ -246,3 +246,25 @@ def test_checks_are_stored_byte_for_byte_as_sqlalchemy_stores_them(store: Store)
         ]).order_by(comments.c.id)).all()
     fast, core = raw
     assert fast == core
+
+
+def test_a_forked_worker_never_issues_its_parents_guids() -> None:
+    """Guids take their random bytes from a buffer of os.urandom; a forked child
+    (a gunicorn worker) starts with none of the parent's buffer."""
+    import os
+
+    from service.store.db import guid_issued, signed_guid
+
+    signed_guid("s")  # the parent's buffer is filled
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next guid, to the parent, then out
+        os.write(write, signed_guid("s").encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child = os.read(read, 100).decode()
+    os.close(read)
+    os.close(write)
+    parents = {signed_guid("s") for _ in range(500)}
+    assert child not in parents and len(parents) == 500
+    assert guid_issued(child, "s")

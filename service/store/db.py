@@ -16,8 +16,10 @@ import hmac
 import ipaddress
 import json
 import operator
+import os
 import re
 import secrets
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -255,7 +257,33 @@ GUID_RANDOM_BYTES = 10  # then a 6-byte HMAC tag: 16 bytes, written like a UUID
 
 
 def _guid_tag(secret: str, raw: bytes) -> bytes:
-    return hmac.new(secret.encode(), b"commentmod-guid:" + raw, hashlib.sha256).digest()[:6]
+    return hmac.digest(secret.encode(), b"commentmod-guid:" + raw, "sha256")[:6]
+
+
+class _RandomBytes:
+    """Bytes from ``os.urandom`` read 4 KB at a time (one system call per 400 guids
+    instead of one per guid), never shared with a forked child."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._buffer = b""
+        self._at = 0
+        os.register_at_fork(after_in_child=self._forget)
+
+    def _forget(self) -> None:
+        self._lock = threading.Lock()
+        self._buffer, self._at = b"", 0
+
+    def take(self, n: int) -> bytes:
+        with self._lock:
+            if self._at + n > len(self._buffer):
+                self._buffer, self._at = os.urandom(max(4096, n)), 0
+            out = self._buffer[self._at : self._at + n]
+            self._at += n
+            return out
+
+
+_random = _RandomBytes()
 
 
 def signed_guid(secret: str) -> str:
@@ -265,7 +293,7 @@ def signed_guid(secret: str) -> str:
     waits in some worker's write-behind queue); the tag tells "issued, not yet
     recorded" (keep the label pending) from "never issued" (404) without a lookup.
     """
-    raw = secrets.token_bytes(GUID_RANDOM_BYTES)
+    raw = _random.take(GUID_RANDOM_BYTES)
     h = (raw + _guid_tag(secret, raw)).hex()
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
