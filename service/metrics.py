@@ -8,7 +8,9 @@ default in-process registry is used.
 
 from __future__ import annotations
 
+import functools
 import os
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -41,6 +43,18 @@ CACHE_EVENTS = Counter("commentmod_cache_total", "Verdict cache lookups", ["tier
 REDIS_ERRORS = Counter(
     "commentmod_redis_errors_total", "Redis calls that failed or were skipped", ["reason"]
 )
+
+
+@functools.cache
+def verdict_counter(verdict: str, source: str) -> Any:
+    """``VERDICTS.labels(verdict, source)``, looked up once (every check counts one)."""
+    return VERDICTS.labels(verdict, source)
+
+
+@functools.cache
+def cache_counter(tier: str, result: str) -> Any:
+    """``CACHE_EVENTS.labels(tier, result)``, looked up once (every check counts one)."""
+    return CACHE_EVENTS.labels(tier, result)
 
 
 def render() -> tuple[bytes, str]:

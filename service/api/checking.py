@@ -131,7 +131,7 @@ def _finish_check(
     """Count, record (write-behind or now) and shadow the answered checks."""
     received = now()
     for r in results:
-        metrics.VERDICTS.labels(r.outcome.verdict.value, source).inc()
+        metrics.verdict_counter(r.outcome.verdict.value, source).inc()
     if store:
         records = [
             CheckRecord(
@@ -144,7 +144,7 @@ def _finish_check(
                 spam_probability=r.outcome.spam_probability,
                 verdict=r.outcome.verdict.value,
                 discard=r.outcome.discard,
-                reasons=[x.to_dict() for x in r.outcome.reasons],
+                reasons=r.outcome.reason_dicts(),
                 model_version=r.outcome.model_version,
                 is_test=is_test,
                 toxicity=toxicity[i] if toxicity else None,

@@ -110,8 +110,11 @@ def fields_key(c: Comment, context: str = "") -> str:
     ``context`` is anything else the verdict depends on (per-site rules or
     thresholds, once they exist); empty while rules and thresholds are global.
     """
-    raw = orjson.dumps([context, key_values(c)])
-    return hashlib.sha256(raw).hexdigest()[:40]
+    return _fields_digest(context, key_values(c))
+
+
+def _fields_digest(context: str, values: list[Any]) -> str:
+    return hashlib.sha256(orjson.dumps([context, values])).hexdigest()[:40]
 
 
 def verdict_key(model_version: str, fields: str) -> str:
@@ -328,9 +331,10 @@ class VerdictCache:
         # feedback invalidates its verdicts under every context (site lists,
         # thresholds); the verdict key adds the context.
         started = self._clock()
-        fields = [fields_key(c) for c in comments]
+        values = [key_values(c) for c in comments]
+        fields = [_fields_digest("", v) for v in values]
         vkeys = (
-            [verdict_key(version, fields_key(c, context)) for c in comments]
+            [verdict_key(version, _fields_digest(context, v)) for v in values]
             if context else [verdict_key(version, f) for f in fields]
         )
         fkeys = [flood.flood_keys(c) for c in comments]
@@ -399,7 +403,7 @@ class VerdictCache:
         self.shared.add("t:" + fk.text, window)
         if fk.ip:
             self.shared.add("i:" + fk.ip, window)
-        metrics.CACHE_EVENTS.labels("local", "hit").inc()
+        metrics.cache_counter("local", "hit").inc()
         return Lookup(c, fields, vkey, counts, bucket, bounds[bucket], entry.generation,
                       entry.outcome, "local", started)
 
@@ -455,7 +459,7 @@ class VerdictCache:
             lk.outcome, lk.tier = entry.outcome, "local"
             if lk.generation is not None:  # Redis just vouched for it
                 entry.verified = lk.started
-            metrics.CACHE_EVENTS.labels("local", "hit").inc()
+            metrics.cache_counter("local", "hit").inc()
             return
         if entry is not None:
             self.local.drop(local_key)
@@ -469,9 +473,9 @@ class VerdictCache:
             if lk.outcome is not None:
                 entry = Entry(lk.outcome, lk.generation, self._clock(), lk.started)
                 self.local.put(local_key, entry)
-                metrics.CACHE_EVENTS.labels("redis", "hit").inc()
+                metrics.cache_counter("redis", "hit").inc()
                 return
-        metrics.CACHE_EVENTS.labels("all", "miss").inc()
+        metrics.cache_counter("all", "miss").inc()
 
     def _fresh(self, entry: Entry, generation: int | None) -> bool:
         age = self._clock() - entry.created
