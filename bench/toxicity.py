@@ -3,8 +3,9 @@
     PYTHONPATH=$PWD python bench/toxicity.py [--model-dir models] [--version V]
 
 Prints ROC AUC against the held-out Wikipedia Talk half, agreement with
-Perspective's own scores on its 2,000-comment sample (AUC against its
-TOXICITY >= 0.5, Spearman), span F1 on the Toxic Spans trial file, the identity
+Perspective's own scores on its 2,000-comment sample (AUC against its score
+>= 0.5, Spearman; not for TOXICITY, which that sample trains), span F1 on the
+Toxic Spans trial file, the identity
 sentences' scores, and per-comment latency of scores and spans.
 """
 
