@@ -26,9 +26,18 @@ class CheckResult:
     guid: str
     outcome: Outcome
     cached: bool = False
+    # The reasons as dicts, built once for the answer and the stored check (not kept
+    # on the outcome: a cached outcome would then hold them as long as it is cached).
+    reasons: list[dict[str, Any]] | None = None
+
+    def reason_dicts(self) -> list[dict[str, Any]]:
+        if self.reasons is None:
+            self.reasons = self.outcome.reason_dicts()
+        return self.reasons
 
     def to_dict(self) -> dict[str, Any]:
-        return {**self.outcome.to_dict(), "guid": self.guid, "cached": self.cached}
+        return {**self.outcome.to_dict(self.reason_dicts()), "guid": self.guid,
+                "cached": self.cached}
 
 
 def check_comments(
@@ -144,7 +153,7 @@ def _finish_check(
                 spam_probability=r.outcome.spam_probability,
                 verdict=r.outcome.verdict.value,
                 discard=r.outcome.discard,
-                reasons=r.outcome.reason_dicts(),
+                reasons=r.reason_dicts(),
                 model_version=r.outcome.model_version,
                 is_test=is_test,
                 toxicity=toxicity[i] if toxicity else None,

@@ -71,25 +71,18 @@ class Outcome:
     rule: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, reasons: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """The answer's form; ``reasons`` when the caller already built them."""
         return {
             "verdict": self.verdict.value,
             "spam_probability": round(self.spam_probability, 6),
             "discard": self.discard,
-            "reasons": self.reason_dicts(),
+            "reasons": self.reason_dicts() if reasons is None else reasons,
             "model_version": self.model_version,
         }
 
     def reason_dicts(self) -> list[dict[str, Any]]:
-        """The reasons as answered and stored, built once per list of reasons: a cached
-        verdict's outcome is answered (and its check stored) many times. Shared:
-        callers serialise it, never change it."""
-        built = self.__dict__.get("_reason_dicts")
-        if built is None or built[0] is not self.reasons:
-            built = self.__dict__["_reason_dicts"] = (
-                self.reasons, [r.to_dict() for r in self.reasons])
-        dicts: list[dict[str, Any]] = built[1]
-        return dicts
+        return [r.to_dict() for r in self.reasons]
 
     @property
     def is_spam(self) -> bool:
