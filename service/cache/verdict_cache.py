@@ -144,7 +144,7 @@ def outcome_from_json(d: dict[str, Any]) -> Outcome:
     )
 
 
-@dataclass
+@dataclass(slots=True)
 class Entry:
     outcome: Outcome
     generation: int | None  # None: cached while Redis was not consulted

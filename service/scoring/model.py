@@ -52,7 +52,7 @@ SMOKE_COMMENTS = (
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Reason:
     kind: str  # token, feature, rule
     description: str

@@ -61,7 +61,7 @@ def honeypot_rule(c: Comment) -> RuleHit | None:
 DEFAULT_RULES: tuple[Rule, ...] = (akismet_test_rule, honeypot_rule)
 
 
-@dataclass
+@dataclass(slots=True)
 class Outcome:
     verdict: Verdict
     spam_probability: float
