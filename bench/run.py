@@ -201,6 +201,12 @@ def run(args: argparse.Namespace) -> list[Row]:
                 again = measure(ceiling, "/", "check_miss", args, token + name)
                 ceilings[name] = again.rps or 0.0
 
+        def scenario(name: str, server: servers.Server, path: str, script: str,
+                     description: str) -> None:
+            """Measure one scenario, then the ceiling right after it."""
+            rows[name] = _named(measure(server, path, script, args, token), name, description)
+            pair(name)
+
         env = servers.commentmod_env(workdir / "main", args.model_dir,
                                      redis_url=args.redis_url, database_url=args.database_url)
         env.update(extra_env(args.env))
@@ -213,25 +219,18 @@ def run(args: argparse.Namespace) -> list[Row]:
                                           model_dir=args.model_dir)
             started.append(floor)
             if "floor-miss" in wanted:
-                rows["floor-miss"] = _named(
-                    measure(floor, "/score", "check_miss", args, token), "floor-miss",
-                    "the ceiling + one Redis round trip + the model's scoring with reasons")
-                pair("floor-miss")
+                scenario("floor-miss", floor, "/score", "check_miss",
+                         "the ceiling + one Redis round trip + the model's scoring with reasons")
             if "floor-akismet" in wanted:
-                rows["floor-akismet"] = _named(
-                    measure(floor, "/score-form", "akismet", args, token), "floor-akismet",
-                    "floor-miss with Akismet's form in and true/false out")
-                pair("floor-akismet")
+                scenario("floor-akismet", floor, "/score-form", "akismet",
+                         "floor-miss with Akismet's form in and true/false out")
             floor.stop()
         if "miss" in wanted or "half-load" in wanted:
-            rows["miss"] = _named(measure(app, "/api/v1/check", "check_miss", args, token),
-                                  "miss", "POST /api/v1/check, new comment (cache miss)")
-            pair("miss")
+            scenario("miss", app, "/api/v1/check", "check_miss",
+                     "POST /api/v1/check, new comment (cache miss)")
         if "rule" in wanted:
-            rows["rule"] = _named(
-                measure(app, "/api/v1/check", "check_rule", args, token), "rule",
-                "POST /api/v1/check decided by a rule: all of a miss but the model")
-            pair("rule")
+            scenario("rule", app, "/api/v1/check", "check_rule",
+                     "POST /api/v1/check decided by a rule: all of a miss but the model")
         if "hit" in wanted:
             rows["hit"] = (
                 _named(measure(app, "/api/v1/check", "check_hit", args, token),
