@@ -269,3 +269,17 @@ def test_tables_of_another_layout_are_refused(scorer: Scorer) -> None:
             LeanScorer.from_tables({**tables, "signals": ["something_else"]})
     with pytest.raises(ValueError, match="length"):
         LeanScorer.from_tables({**tables, "word": {**tables["word"], "idf": [1.0]}})
+
+
+def test_tables_whose_columns_disagree_are_refused() -> None:
+    """Compiled tables are read into compact columns; tables of another shape (a
+    column shorter than the terms, a term twice) are refused, never half-read."""
+    from service.registry.lean import Weights, _table_weights
+
+    w = Weights(["a", "b"], [1.5, 2.0], [0.25, -1.0])
+    assert len(w) == 2 and "a" in w and "c" not in w
+    assert w.get("b") == (2.0, -1.0) and w.get("c") is None
+    with pytest.raises(ValueError, match="differ in length"):
+        _table_weights({"terms": ["a", "b"], "idf": [1.0], "coef": [1.0, 2.0]})
+    with pytest.raises(ValueError, match="twice"):
+        _table_weights({"terms": ["a", "a"], "idf": [1.0, 1.0], "coef": [1.0, 2.0]})
