@@ -281,3 +281,20 @@ def test_a_guid_tag_is_the_plain_hmac_of_its_random_bytes() -> None:
     for secret, raw in (("s", b"0123456789"), ("another secret", bytes(range(10)))):
         expected = hmac.new(secret.encode(), b"commentmod-guid:" + raw, hashlib.sha256).digest()
         assert _guid_tag(secret, raw) == expected[:6]
+
+
+def test_json_columns_take_what_orjson_refuses(store: Store) -> None:
+    """JSON columns are serialised by orjson; what it refuses (a lone surrogate from
+    a form field, a key that is not a string) goes through the standard library."""
+    import json
+
+    from service.store.db import CheckRecord, json_dumps
+
+    odd = {"field": "broken \ud800 half", 3: "int key"}
+    assert json.loads(json_dumps(odd)) == json.loads(json.dumps(odd))
+    assert json_dumps({"a": [1, 2.5, "é"]}) == '{"a":[1,2.5,"é"]}'
+    store.record_checks([CheckRecord(
+        guid="g-odd", site_id=None, source="akismet", content="hello",
+        fields={}, extra={"field": "broken \ud800 half"}, spam_probability=0.1,
+        verdict="ham", discard=False, reasons=[], model_version="v")])
+    assert store.find_comment(guid="g-odd")["extra"] == {"field": "broken \ud800 half"}
