@@ -234,8 +234,14 @@ def app_process_modules(model_dir: Path, data_dir: Path, database_url: str) -> s
         "assert client.post('/api/v1/check', json={'content': 'hi there'}).status_code == 200\n"
         "batch = {'comments': [{'content': 'a'}, {'content': 'b http://x.co'}]}\n"
         "assert client.post('/api/v1/check/batch', json=batch).status_code == 200\n"
-        "print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))\n"
     )
+    return modules_after(code)
+
+
+def modules_after(code: str) -> set[str]:
+    """Top-level modules a fresh Python process holds after running ``code`` from the
+    repository root (the script must succeed)."""
+    code += "import sys\nprint(' '.join(sorted({m.split('.')[0] for m in sys.modules})))\n"
     root = Path(__file__).resolve().parents[1]
     out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True,
                          env={**os.environ, "PYTHONPATH": str(root)}, timeout=120, check=False)

@@ -12,14 +12,12 @@ from __future__ import annotations
 import csv
 import gzip
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from procs import modules_after
 
 from service.cli.context import Context
 from service.cli.main import compile_current, main
@@ -275,11 +273,6 @@ def test_serving_toxicity_imports_no_scikit_learn(model_dir: Path, tmp_path: Pat
         "spans = [scorer.spans(text, rows[0], a) for a in scorer.attributes]\n"
         "check = app.test_client().post('/api/v1/check', json={'content': text})\n"
         "assert check.status_code == 200\n"
-        "print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))\n"
     )
-    root = Path(__file__).resolve().parents[1]
-    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True,
-                         env={**os.environ, "PYTHONPATH": str(root)}, timeout=120, check=False)
-    assert out.returncode == 0, out.stderr[-2000:]
-    loaded = set(out.stdout.strip().splitlines()[-1].split())
+    loaded = modules_after(code)
     assert "service" in loaded and not loaded & {"sklearn", "scipy"}
