@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 import multiprocessing
 import os
+import signal
 from typing import Any
 
 from gunicorn.glogging import Logger
@@ -93,7 +94,24 @@ def pre_fork(server: Any, worker: Any) -> None:
     release_free_heap()
 
 
+# Stop signals that reached a worker while it booted (see post_fork).
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
+_early_stop: list[int] = []
+
+
+def _remember_stop(signum: int, frame: Any) -> None:
+    _early_stop.append(signum)
+
+
 def post_fork(server: Any, worker: Any) -> None:
+    # A worker boots with the master's signal handlers, which only queue a signal
+    # for the master's loop: a stop that arrived now (a restart right after a start,
+    # a worker recycled by max_requests as the service stops) was swallowed, the
+    # worker served on until the master SIGKILLed it 20 s later, and its journal was
+    # left for the next start. Keep such a signal until gunicorn's own handlers are
+    # in place (post_worker_init), then deliver it again.
+    for sig in _STOP_SIGNALS:
+        signal.signal(sig, _remember_stop)
     from service.app import after_fork
     from service.resources import EXTENSION
     from service.wsgi import app
@@ -101,6 +119,12 @@ def post_fork(server: Any, worker: Any) -> None:
     after_fork(app)
     # A model this worker swaps in later is frozen too (service/scoring/model.py).
     app.extensions[EXTENSION].models.freeze_after_load = True
+
+
+def post_worker_init(worker: Any) -> None:
+    """gunicorn's handlers are set: a stop signal kept since post_fork is sent again."""
+    for sig in dict.fromkeys(_early_stop):
+        os.kill(os.getpid(), sig)
 
 
 def worker_exit(server: Any, worker: Any) -> None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -188,3 +190,62 @@ def test_a_killed_group_or_master_then_a_new_start_loses_no_answered_check(
         second.stop()
     check_nothing_answered_is_lost(setup, stream, "after a graceful stop")
     assert setup.journals() == []
+
+
+SLOW_BOOT_CONF = '''
+import pathlib, time
+from service.gunicorn_conf import *  # noqa: F403 - the product's settings, and:
+from service.gunicorn_conf import post_fork as _post_fork
+
+
+def post_fork(server, worker):  # a worker that boots slowly, as on a loaded machine
+    _post_fork(server, worker)
+    pathlib.Path({booting!r}).touch()
+    time.sleep(2.0)
+'''
+
+
+def test_a_stop_while_a_worker_boots_ends_it_gracefully(
+    model_dir: Path, tmp_path: Path, sqlite_url: str
+) -> None:
+    """gunicorn's workers boot with the master's signal handlers: a SIGTERM that came
+    while one booted was swallowed, the worker served on until the master SIGKILLed
+    it after its 20 s grace and its journal was left behind (CI saw it under load).
+    The product's post_fork keeps the signal and post_worker_init delivers it."""
+    booting = tmp_path / "booting"
+    conf = tmp_path / "slow_boot_conf.py"
+    conf.write_text(SLOW_BOOT_CONF.format(booting=str(booting)))
+    root = Path(__file__).resolve().parent.parent
+    (tmp_path / "prometheus").mkdir()
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(root), str(tmp_path)]),
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prometheus"),
+        "COMMENTMOD_BIND": "127.0.0.1:0",
+        "COMMENTMOD_WORKERS": "1",
+        "COMMENTMOD_ENV": "development",
+        "COMMENTMOD_SECRET_KEY": "test-secret",
+        "COMMENTMOD_LOG_LEVEL": "WARNING",
+        "COMMENTMOD_MODEL_DIR": str(model_dir),
+        "COMMENTMOD_DATA_DIR": str(tmp_path / "var"),
+        "COMMENTMOD_DATABASE_URL": sqlite_url,
+    }
+    with (tmp_path / "gunicorn.log").open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", str(conf), "service.wsgi:app"],
+            env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path,
+        )
+    try:
+        wait_until(booting.exists, 60, "a worker in post_fork")
+        journals = tmp_path / "var" / JOURNAL_DIR
+        assert [p for p in journals.iterdir() if p.is_dir()]  # the worker's, live
+        proc.terminate()
+        proc.wait(timeout=60)  # the master's grace for its workers is 20 s
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    log_text = (tmp_path / "gunicorn.log").read_text()
+    assert proc.returncode == 0, log_text
+    assert "SIGKILL" not in log_text, log_text  # gunicorn's line for a worker it killed
+    assert [p for p in journals.iterdir() if p.is_dir()] == []  # worker_exit removed it
