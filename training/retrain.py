@@ -4,8 +4,10 @@ Two trainers share the flow:
 
 - in memory (the default): the model of :mod:`training.train` (word and
   character TF-IDF, signals, logistic regression) is fitted on the training
-  side of :func:`training.gate.split_recent`, scored with the serving model on
-  the held-out side, then refitted on everything and saved;
+  side of :func:`training.gate.split_recent`, given thresholds chosen on
+  out-of-fold scores of that side (:func:`training.train.kfold_thresholds`),
+  scored with the serving model on the held-out side, then refitted on
+  everything and saved;
 - out of core (``--out-of-core``, or automatically above
   :data:`OUT_OF_CORE_MIN` rows): every source is streamed
   (:mod:`training.stream`: files row by row, stored labels in batches) in
@@ -13,13 +15,15 @@ Two trainers share the flow:
   ``SGDClassifier.partial_fit``, so memory stays flat however many rows there
   are. Duplicates are folded as they stream (the first label seen wins), the
   held-out side is drawn by a hash of the text while streaming (at most
-  :data:`TEST_CAP` examples) and the saved model is the one fitted on the
-  training side.
+  :data:`TEST_CAP` examples), the thresholds are chosen on it (k fits would
+  make the one streamed pass k passes) and the saved model is the one fitted
+  on the training side.
 
 Which one runs by default is a matter of measured cost (bench/training.py,
-docs/retraining.md): the in-memory trainer fits twice and its vocabularies
-grow with the data, so above :data:`OUT_OF_CORE_MIN` rows it costs more time
-and memory than the out-of-core one does on ten times as many.
+docs/retraining.md): the in-memory trainer fits seven times (candidate, five
+folds, refit) and its vocabularies grow with the data, so above
+:data:`OUT_OF_CORE_MIN` rows it costs more time and memory than the out-of-core
+one does on ten times as many.
 """
 
 from __future__ import annotations
@@ -67,7 +71,13 @@ from training.stream import (
     labels_source,
     shipped_source,
 )
-from training.train import DEFAULT_PARAMS, build_pipeline, code_version
+from training.train import (
+    DEFAULT_PARAMS,
+    build_pipeline,
+    code_version,
+    kfold_splits,
+    kfold_thresholds,
+)
 
 # Rows (estimated) above which training runs out of core. Measured with the product's
 # command (bench/training.py, docs/retraining.md): in memory costs 28 CPU-s and 376 MB
@@ -284,8 +294,9 @@ def retrain(
         )
     file_examples = _read_files(streams[1:] if store is not None else streams, progress)
     bar = Steps("training (in memory)", ["reading stored labels", "fitting (training side)",
-                                         "gate (held-out side)", "refitting on all",
-                                         "saving model and report"], progress)
+                                         "thresholds (out of fold)", "gate (held-out side)",
+                                         "refitting on all", "saving model and report"],
+                progress)
     stored = read_labels(store) if store is not None else []
     bar.done()
     serving_version = registry.current("spam")
@@ -297,7 +308,15 @@ def retrain(
                   clf__sample_weight=label_weights(split.train))
     bar.done()
     probs = _predict(candidate, split.test)
-    thresholds = choose_thresholds([e.label for e in split.test], probs)
+    # Thresholds from the training side's out-of-fold scores: the gate then scores the
+    # candidate on a held-out side its thresholds were not chosen on, as it scores a
+    # serving model trained this way (the gate fold and newer labels were in neither's
+    # folds). On the held-out side itself only where the folds would cost too much.
+    folds = kfold_splits([e.label for e in split.train])
+    chosen = kfold_thresholds(split.train, sample_weight=label_weights(split.train))
+    thresholds = (chosen[0] if chosen is not None
+                  else choose_thresholds([e.label for e in split.test], probs))
+    bar.done()
     rows = evaluation_rows(split.test, probs, thresholds)
     gate, serving_probs = _gate(registry, candidate, thresholds, split.site_test,
                                 split.other_test, rows)
@@ -320,7 +339,11 @@ def retrain(
         "gate_fold": len(split.gate_fold),
         "compared": {"sites": len(split.site_test), "elsewhere": len(split.other_test)},
         "protocol": f"newest {fraction:.0%} of each site's labels the serving model was not fit "
-        "on, and the data files' gate fold; refitted on all but the gate fold",
+        "on, and the data files' gate fold; thresholds from "
+        + (f"out-of-fold scores of a stratified {folds}-fold over the training side"
+           if folds else "that held-out side")
+        + "; refitted on all but the gate fold",
+        "threshold_folds": folds,
         "trainer": "in-memory",
         "label_weight": float(label_weights(everything).max()) if everything else 1.0,
     }
