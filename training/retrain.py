@@ -82,7 +82,9 @@ from training.train import (
 # Rows (estimated) above which training runs out of core. Measured with the product's
 # command (bench/training.py, docs/retraining.md): in memory costs 28 CPU-s and 376 MB
 # at 10k rows and 106 s and 1.4 GB at 100k, more than out of core on 1M (133 CPU-s,
-# 314 MB); at 20k in memory stays well under what out of core needs for 1M.
+# 314 MB); at 20k in memory stays well under what out of core needs for 1M. With
+# the 5-fold thresholds (training.train.KFOLD_MAX) 20k rows cost 90 CPU-s, still
+# under out of core's 203 on 1M (bench/results/training-kfold-thresholds.json).
 OUT_OF_CORE_MIN = 20_000
 CHUNK = 20_000  # rows per partial_fit call; also the batch of every prediction
 TEST_CAP = 50_000  # most held-out examples an out-of-core run keeps in memory
