@@ -205,13 +205,16 @@ def post_fork(server, worker):  # a worker that boots slowly, as on a loaded mac
 '''
 
 
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_a_stop_while_a_worker_boots_ends_it_gracefully(
-    model_dir: Path, tmp_path: Path, sqlite_url: str
+    model_dir: Path, tmp_path: Path, sqlite_url: str, stop: signal.Signals
 ) -> None:
     """gunicorn's workers boot with the master's signal handlers: a SIGTERM that came
     while one booted was swallowed, the worker served on until the master SIGKILLed
     it after its 20 s grace and its journal was left behind (CI saw it under load).
-    The product's post_fork keeps the signal and post_worker_init delivers it."""
+    The product's post_fork keeps the signal and post_worker_init delivers it.
+    SIGTERM to the master is a graceful stop (the workers get SIGTERM), SIGINT a
+    quick one (they get SIGQUIT)."""
     booting = tmp_path / "booting"
     conf = tmp_path / "slow_boot_conf.py"
     conf.write_text(SLOW_BOOT_CONF.format(booting=str(booting)))
@@ -239,7 +242,7 @@ def test_a_stop_while_a_worker_boots_ends_it_gracefully(
         wait_until(booting.exists, 60, "a worker in post_fork")
         journals = tmp_path / "var" / JOURNAL_DIR
         assert [p for p in journals.iterdir() if p.is_dir()]  # the worker's, live
-        proc.terminate()
+        proc.send_signal(stop)
         proc.wait(timeout=60)  # the master's grace for its workers is 20 s
     finally:
         if proc.poll() is None:
