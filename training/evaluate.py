@@ -86,9 +86,10 @@ def spam_threshold(
     FN - FP if each error were a coin toss between the two. Issue 18 asks that
     false positives be the smaller share of errors; FP <= FN alone holds on the
     scores the threshold is chosen from but is a coin toss on the next comments
-    (inside the per-corpus training sides it failed on 8 of 30 judged folds, with
-    the margin on none; docs/model.md). A first crossing of counts, not the
-    arg-max of a flat, noisy F1 curve, so it moves less from fold to fold.
+    (inside the per-corpus training sides it failed on the judged folds of 8 of 30
+    sides, with the margin on none: bench/threshold_rules.py, docs/model.md). A
+    first crossing of counts, not the arg-max of a flat, noisy F1 curve, so it
+    moves less from fold to fold.
 
     When no threshold reaches the precision target with that margin: the lowest
     threshold with the margin alone (the false positives stay the smaller share;
