@@ -116,10 +116,9 @@ def test_lovo_report_has_every_fold_and_a_mean(tune: bool) -> None:
 
 
 def _thresholds_by_scanning(y: Sequence[int], p: Sequence[float]) -> dict[str, float]:
-    """choose_thresholds as first written: one pass over the scores per threshold and
-    scikit-learn's f1_score; the counting form must pick the same thresholds."""
-    from sklearn.metrics import f1_score
-
+    """choose_thresholds written the slow, plain way: one pass over the scores per
+    threshold, errors counted from the verdicts; the counting form must pick the
+    same thresholds."""
     from training.evaluate import (
         DISCARD_MIN_SUPPORT,
         DISCARD_PRECISION_TARGET,
@@ -129,15 +128,18 @@ def _thresholds_by_scanning(y: Sequence[int], p: Sequence[float]) -> dict[str, f
 
     y_true, prob = np.asarray(y, dtype=int), np.asarray(p, dtype=float)
     grid = np.unique(np.clip(np.round(prob, 4), 0.01, 0.99))
-    spam, best_f1 = 0.5, -1.0
+    precise, balanced = [], []
     for t in grid:
         pred = prob >= t
         if not pred.any():
             continue
-        prec = y_true[pred].mean()
-        f1 = f1_score(y_true, pred.astype(int), zero_division=0)
-        if prec >= SPAM_PRECISION_TARGET and f1 > best_f1:
-            spam, best_f1 = float(t), float(f1)
+        fp = int((pred & (y_true == 0)).sum())
+        fn = int((~pred & (y_true == 1)).sum())
+        if fn - fp >= np.sqrt(fp + fn):  # FP at least one SD below FN
+            balanced.append(float(t))
+            if y_true[pred].mean() >= SPAM_PRECISION_TARGET:
+                precise.append(float(t))
+    spam = min(precise) if precise else min(balanced) if balanced else 0.5
     spam_scores = np.sort(prob[y_true == 1])
     if len(spam_scores):
         q = spam_scores[int(np.floor(HAM_MAX_MISSED_SPAM * len(spam_scores)))]
@@ -164,7 +166,42 @@ def test_thresholds_are_those_a_pass_per_threshold_picks(seed: int) -> None:
         p = np.round(p, int(rng.integers(1, 4)))  # ties
     if seed % 4 == 1:
         p = np.where(y == 1, np.maximum(p, 0.995), p)  # a discard threshold may exist
-    assert choose_thresholds(y.tolist(), p.tolist()) == _thresholds_by_scanning(y, p)
+    chosen = choose_thresholds(y.tolist(), p.tolist())
+    assert chosen == _thresholds_by_scanning(y, p)
+    m = metrics(y.tolist(), p.tolist(), chosen["spam"])
+    assert m["fp"] <= m["fn"]  # false positives the smaller share, where it was chosen
+
+
+def test_spam_threshold_keeps_false_positives_the_smaller_share() -> None:
+    """20 spam, 19 ham: at 0.3 every spam and one ham (F1 0.976, precision 0.952, the
+    best-F1 choice: all errors false positives); at 0.9 two spam missed, no ham hit."""
+    y = [1] * 18 + [1] * 2 + [0] + [0] * 18
+    p = [0.9] * 18 + [0.3] * 2 + [0.3] + [0.1] * 18
+    assert choose_thresholds(y, p)["spam"] == 0.9
+
+
+def test_spam_threshold_catches_the_most_spam_the_rules_allow() -> None:
+    """Of the thresholds that meet both rules (0.6 to 0.9) the lowest, which calls the
+    fewest spam ham. The best-F1 rule took 0.2 (precision 0.97; 3 FP, no FN)."""
+    y = [1] * 90 + [1] * 10 + [0] * 100
+    p = [0.9] * 90 + [0.2] * 10 + [0.6] + [0.7] + [0.8] + [0.1] * 97
+    # At 0.6: FP 3, FN 10 (7 >= sqrt(13)), precision 90/93; at 0.2: FP 3, FN 0.
+    assert choose_thresholds(y, p)["spam"] == 0.6
+
+
+@pytest.mark.parametrize(
+    ("y", "p", "spam"),
+    [
+        # Precision never reaches the target: the lowest threshold with FP one SD below
+        # FN (at 0.8: precision 5/6, FP 1, FN 15).
+        ([1] * 5 + [1] * 15 + [0] + [0] * 19, [0.8] * 5 + [0.2] * 15 + [0.8] + [0.2] * 19,
+         0.8),
+        ([0] * 10, [0.1 * i for i in range(10)], 0.5),  # no spam: nothing to balance
+        ([1, 0, 1, 0], [0.5, 0.5, 0.5, 0.5], 0.5),  # one score: all spam or none
+    ],
+)
+def test_spam_threshold_fallbacks(y: list[int], p: list[float], spam: float) -> None:
+    assert choose_thresholds(y, p)["spam"] == spam
 
 
 def test_per_corpus_folds_score_every_distinct_text_once() -> None:
