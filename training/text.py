@@ -117,12 +117,19 @@ def strip_markup(text: str) -> str:
     return html.unescape(text) if "&" in text else text
 
 
+def reader_text(text: str) -> str:
+    """The text a reader sees: markup stripped, NFKC, no zero-width characters
+    (none can be in ASCII text, which skips the per-character table)."""
+    text = unicodedata.normalize("NFKC", strip_markup(text))
+    return text if text.isascii() else text.translate(_ZERO_WIDTH)
+
+
 def normalise_text(text: str) -> str:
     """Text as the model reads it: markup stripped, NFKC (full-width letters
     become ASCII), no zero-width characters, no homoglyph tricks, spaced-out
     letters joined ("f r e e" -> "free"), lower case, one space.
     """
-    text = unicodedata.normalize("NFKC", strip_markup(text)).translate(_ZERO_WIDTH)
+    text = reader_text(text)
     text = _SPACED.sub(_join_spaced, text)  # two spaces part spaced-out words
     # Once white space is one space, runs it hid ("0\r0\r0", "f\nr\ne\ne") are
     # joined too, before look-alikes are folded: the result is a fixed point
@@ -350,7 +357,7 @@ def signal_vector(comment: Comment) -> list[float]:
     they are left out on purpose.
     """
     raw = comment.content
-    text = unicodedata.normalize("NFKC", strip_markup(raw)).translate(_ZERO_WIDTH)
+    text = reader_text(raw)
     domains = url_domains(text)
     # The digits of link paths are not the text's digits.
     plain = URL_RE.sub(" ", text) if _MAYBE_URL.search(text) is not None else text
@@ -464,7 +471,7 @@ _RUN = re.compile(r"(.)\1{3,}")
 
 
 def _plain_text(content: str) -> str:
-    text = unicodedata.normalize("NFKC", strip_markup(content)).translate(_ZERO_WIDTH)
+    text = reader_text(content)
     return URL_RE.sub(" ", text) if _MAYBE_URL.search(text) is not None else text
 
 
