@@ -179,12 +179,21 @@ _LURES = [p for group in (spamlists.CONTACT, spamlists.MONEY, spamlists.ACTION,
                           spamlists.ADULT) for p in group]
 # Letters that re.IGNORECASE matches across forms ("ı" for "i", "ſ" for "s", the
 # Kelvin sign for "k"), separators, digits and scripts the patterns name.
-_ODD = "ıİſKÅ \t.-'?$€£%1٣\u200b\u0301"
+_ODD = "ıİſKÅςᲃᲂᲄﬆ \t.-'?$€£%1٣\u200b\u0301"
 
 
 def _plain(pattern: re.Pattern[str]) -> re.Pattern[str]:
     source, flags = spamlists.PLAIN[pattern]
     return re.compile(source, flags)
+
+
+def _agree(pattern: re.Pattern[str], text: str) -> bool:
+    """The fast pattern counts, in what list_signals gives it (lower-case text; the
+    whole-word patterns in lure_text), what the plain alternation counts with its
+    own flags (re.IGNORECASE for those) in the lower-case text."""
+    folded = text.lower()
+    read = spamlists.lure_text(folded) if spamlists.PLAIN[pattern][1] & re.IGNORECASE else folded
+    return len(pattern.findall(read)) == len(_plain(pattern).findall(folded))
 
 
 def _shipped_texts() -> list[str]:
@@ -194,11 +203,8 @@ def _shipped_texts() -> list[str]:
 def test_grouped_lure_patterns_count_what_the_plain_alternations_count() -> None:
     texts = _shipped_texts()
     for pattern in _LURES:
-        plain = _plain(pattern)
         for text in texts:
-            for variant in (text, text.lower()):
-                assert len(pattern.findall(variant)) == len(plain.findall(variant)), (
-                    pattern.pattern[:40], variant)
+            assert _agree(pattern, text), (pattern.pattern[:40], text)
 
 
 def _lure_fragments() -> list[str]:
@@ -217,8 +223,35 @@ def _lure_fragments() -> list[str]:
 def test_grouped_lure_patterns_agree_on_generated_text(pieces: list[str]) -> None:
     for joined in ("".join(pieces), " ".join(pieces)):
         for pattern in _LURES:
-            assert len(pattern.findall(joined)) == len(_plain(pattern).findall(joined)), (
-                pattern.pattern[:40], joined)
+            assert _agree(pattern, joined), (pattern.pattern[:40], joined)
+
+
+def test_case_classes_are_the_ones_re_ignorecase_uses() -> None:
+    """lure_text stands in for re.IGNORECASE only while CASE_CLASSES is CPython's
+    own table of letters that match across forms (re._casefix, Python 3.11+)."""
+    from re._casefix import _EXTRA_CASES  # type: ignore[import-not-found]
+
+    classes: dict[int, set[int]] = {}
+    for key, others in _EXTRA_CASES.items():
+        merged = {key, *others}.union(*(classes.get(c, set()) for c in (key, *others)))
+        for c in merged:
+            classes[c] = merged
+    expected = {frozenset(map(chr, group)) for group in classes.values()}
+    assert {frozenset(group) for group in spamlists.CASE_CLASSES} == expected
+
+
+@pytest.mark.parametrize(
+    "text", ["ВЫИГРЫШ! ПИШИТЕ В ЛИЧКУ", "Bıtcoın profıt", "ﬆop, ſubscribe to my channel"]
+)
+def test_lure_counts_keep_ignorecase_matches(text: str) -> None:
+    for pattern in _LURES:
+        assert _agree(pattern, text)
+
+
+def test_qq_in_any_case_is_a_contact_lure() -> None:
+    """The pattern was written "QQ" and read lower-case text: it never matched."""
+    for text in ("加QQ 123456789 详谈", "加qq 123456789"):
+        assert spamlists.list_signals(text, [])["contact_lure"] > 0
 
 
 def test_grouping_keeps_which_alternative_wins() -> None:
