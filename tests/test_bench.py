@@ -87,3 +87,26 @@ def test_server_p99_bound_reads_the_histogram_difference() -> None:
     after[0.005] = 109.0  # 99 of 100 under 5 ms
     assert server_p99_bound(before, after) == 5.0
     assert server_p99_bound(after, after) is None  # nothing measured in between
+
+
+def test_scoring_instructions_child_runs_every_stage(model_dir: Path) -> None:
+    """The part bench/scoring_instructions.py runs under valgrind, run natively: every
+    stage it counts scores the bench's comments with the registry's current model."""
+    from bench import scoring_instructions
+
+    for stage in scoring_instructions.STAGES:
+        proc = subprocess.run(
+            [sys.executable, "bench/scoring_instructions.py", "--child", stage, "3",
+             "--model-dir", str(model_dir)],
+            cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+        )
+        assert proc.returncode == 0, (stage, proc.stderr)
+
+
+def test_scoring_instructions_says_when_no_model_is_there(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "bench/scoring_instructions.py", "--child", "char", "1",
+         "--model-dir", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert proc.returncode != 0 and "no current spam model" in proc.stderr
