@@ -20,7 +20,7 @@ of the 30 sides the judged folds held more false positives than false negatives;
 then the setting each design picks on the five whole training sides of a corpus
 (what the per-corpus evaluation would then use).
 
-    PYTHONPATH=$PWD python bench/c_choice.py   # about 8 CPU-minutes
+    PYTHONPATH=$PWD python bench/c_choice.py   # about 16 CPU-minutes
 """
 
 from __future__ import annotations
