@@ -300,8 +300,9 @@ def _fit_systems(systems: Sequence[str], train: list[Example]) -> dict[str, Scor
     """Train each system on ``train``; each returned function measures it on a test set.
 
     commentmod trains through the product's own code (:func:`training.train.
-    fit_with_thresholds`: duplicates folded, a hash hold-out chooses the
-    thresholds) and decides at its ``spam`` threshold, discards at ``discard``.
+    fit_with_thresholds`: duplicates folded, thresholds from stratified 5-fold
+    out-of-fold scores, or a hash hold-out above ``KFOLD_MAX`` examples) and decides
+    at its ``spam`` threshold, discards at ``discard``.
     """
     from training import baselines
     from training.train import fit_with_thresholds
