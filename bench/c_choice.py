@@ -21,6 +21,10 @@ then the setting each design picks on the five whole training sides of a corpus
 (what the per-corpus evaluation would then use).
 
     PYTHONPATH=$PWD python bench/c_choice.py   # about 16 CPU-minutes
+
+An evaluation: besides the shipped corpora it reads the measurement-only ones in
+``../shared/data/eval-only`` (never shipped, never in training/data), as
+``commentmod evaluate --protocol per-corpus`` does.
 """
 
 from __future__ import annotations

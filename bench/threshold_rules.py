@@ -14,6 +14,10 @@ it moves from fold to fold); last, on how many of the 30 training sides the judg
 folds held more false positives than false negatives.
 
     PYTHONPATH=$PWD python bench/threshold_rules.py   # about 2 CPU-minutes
+
+An evaluation: besides the shipped corpora it reads the measurement-only ones in
+``../shared/data/eval-only`` (never shipped, never in training/data), as
+``commentmod evaluate --protocol per-corpus`` does.
 """
 
 from __future__ import annotations
