@@ -26,16 +26,17 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-TEXTS = (
-    "Check out my channel and subscribe, I post new music videos every week",
-    "The council should publish the budget before the vote, not after",
-    "Great article, thanks for covering the school board meeting so carefully",
-    "Win a free iPhone now at http://bit.ly/free-phone just click and claim",
-    "I disagree with the mayor on the parking plan but the reporting is fair",
-    "Earn 500 dollars a day working from home, message me for details",
-    "Does anyone know when the bridge closure on Main Street ends?",
-    "This song never gets old, still listening in 2026",
-)
+LUA_COMMON = ROOT / "bench" / "lua" / "common.lua"
+
+
+def bench_texts(lua: Path = LUA_COMMON) -> list[str]:
+    """The comment texts the wrk scenarios send (``texts = {...}`` in common.lua)."""
+    block = re.search(r"texts = \{(.*?)\n\}", lua.read_text(), re.S)
+    if block is None:
+        raise RuntimeError(f"no texts table in {lua}")
+    return re.findall(r'"((?:[^"\\]|\\.)*)"', block.group(1))
+
+
 STAGES = ("model_text", "word", "char", "signals", "explain", "score", "score_no_reasons")
 WARM = 200  # calls before the counted ones: the word memo is warm, as in a served worker
 
@@ -56,15 +57,16 @@ def _child(stage: str, n: int, model_dir: str) -> None:
     scorer = load_scorer(registry, version)
     lean = scorer.lean
     assert lean is not None and lean.char is not None
-    comments = [Comment(content=f"{TEXTS[i % len(TEXTS)]} (tok{i % 97}x {i % 2} {i})",
+    texts = bench_texts()
+    comments = [Comment(content=f"{texts[i % len(texts)]} (tok{i % 97}x {i % 2} {i})",
                         author="reader", author_email="reader@example.com")
                 for i in range(WARM + 600)]
-    texts = [model_text(c.content) for c in comments]
+    model_texts = [model_text(c.content) for c in comments]
     char = lean.char
     calls: dict[str, Any] = {
         "model_text": lambda i: model_text(comments[i].content),
-        "word": lambda i: lean.word.margin(texts[i], None),
-        "char": lambda i: char.hits(texts[i]),
+        "word": lambda i: lean.word.margin(model_texts[i], None),
+        "char": lambda i: char.hits(model_texts[i]),
         "signals": lambda i: signal_vector(comments[i]),
         "explain": lambda i: lean.explain(comments[i]),
         "score": lambda i: scorer.score([comments[i]]),
