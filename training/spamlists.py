@@ -322,13 +322,13 @@ def _alternation(
 
 
 # The letters re.IGNORECASE treats as one beyond simple lower case: CPython's
-# re._casefix._EXTRA_CASES as classes ("ı" matches "i", "ς" "σ", "ᲃ" "с"...;
-# tests/test_spamlists.py holds the two equal).
+# re._casefix._EXTRA_CASES as classes, the common letter first ("ı" matches "i",
+# "σ" "ς", "ᲃ" "с"...; tests/test_spamlists.py holds the two equal).
 CASE_CLASSES = (
-    "iı", "sſ", "µμ", "\u0345ι\u1fbe", "\u0390\u1fd3", "\u03b0\u1fe3", "βϐ", "εϵ", "θϑ", "κϰ",
-    "πϖ", "ρϱ", "ςσ", "φϕ", "вᲀ", "дᲁ", "оᲂ", "сᲃ", "тᲄᲅ", "ъᲆ", "ѣᲇ", "ꙋᲈ", "ṡẛ", "ﬅﬆ",
+    "iı", "sſ", "μµ", "ι\u0345\u1fbe", "\u0390\u1fd3", "\u03b0\u1fe3", "βϐ", "εϵ", "θϑ", "κϰ",
+    "πϖ", "ρϱ", "σς", "φϕ", "вᲀ", "дᲁ", "оᲂ", "сᲃ", "тᲄᲅ", "ъᲆ", "ѣᲇ", "ꙋᲈ", "ṡẛ", "ﬅﬆ",
 )
-_ONE_CASE = {ord(c): min(group) for group in CASE_CLASSES for c in group if c != min(group)}
+_ONE_CASE = {ord(c): group[0] for group in CASE_CLASSES for c in group[1:]}
 
 
 def lure_text(folded: str) -> str:
