@@ -250,8 +250,13 @@ def test_lure_counts_keep_ignorecase_matches(text: str) -> None:
 
 def test_qq_in_any_case_is_a_contact_lure() -> None:
     """The pattern was written "QQ" and read lower-case text: it never matched."""
-    for text in ("加QQ 123456789 详谈", "加qq 123456789"):
+    for text in ("加QQ 123456789 详谈", "加qq 123456789", "QQ号 123456789", "QQ: 123456789"):
         assert spamlists.list_signals(text, [])["contact_lure"] > 0
+
+
+def test_qq_inside_a_link_id_is_no_lure() -> None:
+    text = "great lyrics www.youtube.com/watch?v=yUTTX04oyqQ"
+    assert spamlists.list_signals(text, ["youtube.com"])["contact_lure"] == 0
 
 
 def test_grouping_keeps_which_alternative_wins() -> None:

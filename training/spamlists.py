@@ -377,7 +377,8 @@ CONTACT = (
     ),
     _anywhere(
         "微信", "加微", "加v", "威信", "电话", "热线", "咨询", "联系", "致电", "来电", "详询",
-        "详情", "预约", "扣扣", "qq", "地址",  # matched in lower-case text
+        "详情", "预约", "扣扣", "加qq", "qq号", "qq群", "qq:", "地址",  # QQ: lower case,
+        # and only where Chinese or a colon marks it (a bare "qq" is in random link ids)
         "واتس", "واتساب", "وتساب", "تواصل", "للتواصل", "اتصل", "تيليجرام", "تلجرام",
         "سناب",
     ),
