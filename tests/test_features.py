@@ -7,6 +7,7 @@ import io
 import joblib
 import pytest
 
+from training.datasets import shipped_corpora
 from training.features import (
     SIGNAL_INDEX,
     SIGNALS,
@@ -21,6 +22,7 @@ from training.features import (
     top_reasons,
     url_domains,
 )
+from training.text import SHARED_WORDS, describe_signal
 
 
 @pytest.mark.parametrize(
@@ -215,6 +217,51 @@ def test_features_with_one_description_are_summed_before_the_floor() -> None:
     assert top_reasons({"word:x": 0.3, "word:y": -0.3, "word:z": 0.3}, 2) == [
         ("token", "the word 'x'", 0.3),
         ("token", "the word 'y'", -0.3),
+    ]
+
+
+def _signal_words(comments: list[Comment]) -> dict[str, set[str]]:
+    """Every signal's words: its own and those of each comment."""
+    words: dict[str, set[str]] = {s.name: {s.description} for s in SIGNALS}
+    for c in comments:
+        for s in SIGNALS:
+            words[s.name].add(describe_signal(s.name, c))
+    return words
+
+
+def test_only_the_shared_signals_read_like_another_feature() -> None:
+    """top_reasons does not work out the words of a signal that pushes less than a
+    reason unless it is in SHARED_WORDS: sound only while no other feature, signal
+    or word, can read the same."""
+    odd = [
+        Comment(content=text, flood_count=flood)
+        for text, flood in [
+            ("WOW!!!!! FREE MONEY http://a.example http://b.example 0800 123 4567", 7),
+            ("Спасибо за статью, very GOOD", 1), ("aaaaaaaa 12 34!", 2), ("", 1),
+            ("是的 " * 9, 30), ("شكرا جزيلا", 1), ("I agree.", 1),
+        ]
+    ]
+    comments = [e.comment for _, ex in shipped_corpora() for e in ex][::11] + odd
+    words = _signal_words(comments)
+    for name, own in words.items():
+        if name in SHARED_WORDS:
+            continue
+        for other, theirs in words.items():
+            assert other == name or not own & theirs, (name, other, own & theirs)
+        for w in own:  # describe_feature's words for word:, char: and host features
+            assert w not in ("contains a link", "a number"), name
+            assert not w.startswith(("the word '", "the phrase '", "the letters '")), name
+            assert not w.startswith("a link to ") or " " in w.removeprefix("a link to "), name
+    # and the shared ones do read like a word feature, so they are always described
+    assert "contains a link" in words["has_link"] and "a number" in words["digits"]
+
+
+def test_a_tiny_signal_is_no_reason_whether_or_not_described() -> None:
+    comment = Comment(content="Great reporting on the COUNCIL vote, thanks")
+    contributions = {"signal:caps": 0.04, "word:council": 0.3, "signal:digits": 0.03,
+                     "word:xnumx": 0.03}
+    assert top_reasons(contributions, 5, comment) == [
+        ("token", "the word 'council'", 0.3), ("token", "a number", 0.06),
     ]
 
 

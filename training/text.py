@@ -495,11 +495,11 @@ def describe_signal(name: str, comment: Comment) -> str:
         longest = max(runs, default=4)
         return f"a character repeated {longest} times in a row"
     if name == "caps":
-        letters = [c for c in content if c.isalpha()]
+        letters = list(filter(str.isalpha, content))
         share = sum(map(str.isupper, letters)) / max(len(letters), 1)
         return signal.description if share >= 0.5 else f"{share:.0%} of the letters in capitals"
     if name == "non_latin":
-        letters = [c for c in content if c.isalpha()]
+        letters = list(filter(str.isalpha, content))
         share = sum(1 for c in letters if not ("a" <= c.lower() <= "z")) / max(len(letters), 1)
         return signal.description if share >= 0.5 else f"{share:.0%} of the letters non-Latin"
     if name == "flood" and comment.flood_count > 1:
@@ -535,9 +535,24 @@ def describe_feature(name: str, comment: Comment | None = None) -> tuple[str, st
     return kind, value
 
 
+MIN_REASON = 0.05  # a push, in log-odds, smaller than this is no reason
+# The signals whose words a word feature can have too: has_link "contains a link"
+# like the link token, digits "a number" like the number token. Every other
+# signal's words are its own (tests/test_features.py), so one that pushes less
+# than a reason merges with nothing and cannot be shown: top_reasons does not
+# work its words out from the comment.
+SHARED_WORDS = frozenset({"has_link", "digits"})
+_BY_COMMENT = ("", "")  # _plain_reason: the words depend on the comment
+
+
 @functools.lru_cache(maxsize=4_096)
-def _describe_plain(name: str) -> tuple[str, str]:
-    """:func:`describe_feature` of a name that does not depend on the comment."""
+def _plain_reason(name: str) -> tuple[str, str] | None:
+    """:func:`describe_feature` of a name whose words do not depend on the comment;
+    None for a stop phrase (no reason), ``_BY_COMMENT`` for a signal or a link's host."""
+    if is_stop_phrase(name):
+        return None
+    if name.startswith("signal:") or HOST_PREFIX in name:
+        return _BY_COMMENT
     return describe_feature(name)
 
 
@@ -623,14 +638,19 @@ def top_reasons(
     # description are summed, and only the sum says whether it is a reason.
     merged: dict[str, tuple[str, float]] = {}
     for name, value in contributions.items():
-        if is_stop_phrase(name):
-            continue
         # Most names read the same whatever the comment: described once per process.
-        plain = not name.startswith("signal:") and HOST_PREFIX not in name
-        kind, words = _describe_plain(name) if plain else describe_feature(name, comment)
+        described = _plain_reason(name)
+        if described is None:
+            continue
+        if described is _BY_COMMENT:
+            if (abs(value) < MIN_REASON and name.startswith("signal:")
+                    and name[7:] not in SHARED_WORDS):
+                continue  # words of its own: it would be dropped below
+            described = describe_feature(name, comment)
+        kind, words = described
         old = merged.get(words)
         merged[words] = (kind, value + (old[1] if old else 0.0))
     # Ranked by size, so dropping the tiny ones first leaves the same top k.
-    shown = [(words, kind, v) for words, (kind, v) in merged.items() if abs(v) >= 0.05]
+    shown = [(words, kind, v) for words, (kind, v) in merged.items() if abs(v) >= MIN_REASON]
     shown.sort(key=lambda item: (-abs(item[2]), item[0]))
     return [(kind, words, v) for words, kind, v in shown[:k]]
