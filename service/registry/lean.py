@@ -15,6 +15,7 @@ Pipeline; this is only a faster way of evaluating it.
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 import re
 from array import array
@@ -224,10 +225,10 @@ class _CharBlock:
             at = np.minimum(np.searchsorted(hits.terms, terms), hits.terms.size - 1)
             part = np.where(hits.terms[at] == terms, hits.parts[at], 0.0)
             occurrence_share = (part / counts)[where]
-        lengths = [g.size for g in word_grams]
-        starts = np.cumsum([0, *lengths[:-1]])
+        lengths = list(map(len, word_grams))
         nonempty = [i for i, n in enumerate(lengths) if n]
-        sums = np.add.reduceat(occurrence_share, starts[nonempty]).tolist()
+        starts = [*itertools.accumulate(lengths[i] for i in nonempty[:-1])]
+        sums = np.add.reduceat(occurrence_share, [0, *starts]).tolist()
         per_word: dict[str, tuple[str, float]] = {}
         for i, share in zip(nonempty, sums, strict=True):
             word = words[i]
