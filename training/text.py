@@ -124,10 +124,15 @@ def reader_text(text: str) -> str:
     return text if text.isascii() else text.translate(_ZERO_WIDTH)
 
 
+@functools.lru_cache(maxsize=32)
 def normalise_text(text: str) -> str:
     """Text as the model reads it: markup stripped, NFKC (full-width letters
     become ASCII), no zero-width characters, no homoglyph tricks, spaced-out
     letters joined ("f r e e" -> "free"), lower case, one space.
+
+    Memoised for the last few texts: a check reads it twice, for its flood keys
+    (service.cache.flood) and for the model's text, and it is a third of the
+    model text's cost.
     """
     text = reader_text(text)
     text = _SPACED.sub(_join_spaced, text)  # two spaces part spaced-out words
