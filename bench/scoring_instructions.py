@@ -37,7 +37,8 @@ def bench_texts(lua: Path = LUA_COMMON) -> list[str]:
     return re.findall(r'"((?:[^"\\]|\\.)*)"', block.group(1))
 
 
-STAGES = ("model_text", "word", "char", "signals", "explain", "score", "score_no_reasons")
+STAGES = ("model_text", "word", "char", "signals", "explain", "score", "score_no_reasons",
+          "miss_text")
 WARM = 200  # calls before the counted ones: the word memo is warm, as in a served worker
 
 
@@ -46,6 +47,7 @@ def _child(stage: str, n: int, model_dir: str) -> None:
     # The measured checkout first (the parent runs us in it): bench/, this script's
     # directory, holds a training.py that would shadow the training package.
     sys.path.insert(0, str(Path.cwd()))
+    from service.cache.flood import flood_keys
     from service.registry.versions import Registry
     from service.scoring.model import load_scorer
     from training.text import Comment, model_text, signal_vector
@@ -71,6 +73,8 @@ def _child(stage: str, n: int, model_dir: str) -> None:
         "explain": lambda i: lean.explain(comments[i]),
         "score": lambda i: scorer.score([comments[i]]),
         "score_no_reasons": lambda i: scorer.score([comments[i]], explain=0),
+        # what a cache miss works out from the text: its flood keys, then the score
+        "miss_text": lambda i: (flood_keys(comments[i]), scorer.score([comments[i]])),
     }
     call = calls[stage]
     for i in range(WARM):
