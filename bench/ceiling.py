@@ -4,13 +4,14 @@ Served by bench/run.py under the same gunicorn settings as commentmod
 (bench/ceiling_conf.py), it is the most any Flask endpoint can do on this
 machine; commentmod's scenarios are quoted as a ratio to it. Beside it, the
 floors: the same endpoint plus what a check cannot do without (one Redis round
-trip; for a miss, the model's scoring too), so a ratio out of reach by design
-is shown with the floor it hits.
+trip; for a miss, the model's scoring too; for a hit, recording the check), so a
+ratio out of reach by design is shown with the floor it hits.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
@@ -101,6 +102,48 @@ def score_form() -> Any:
     _round_trip()
     p, _ = _scored(fields)
     return app.response_class("true" if p >= 0.5 else "false", mimetype="text/plain")
+
+
+# The floor under a cache hit by design: the ceiling plus recording the answered
+# check as commentmod records every one (service.store.writebehind: a journal line
+# before the answer, the row committed by the worker's writer thread, on the
+# database BENCH_RECORD_URL, journal under BENCH_RECORD_DIR), and nothing else: no
+# verdict, no flood count, no metrics. A hit cannot do less, since a site may send
+# a label by the guid of any check (bench/run.py's floor-hit).
+_RECORD_URL = os.environ.get("BENCH_RECORD_URL") or ""
+_RECORD_SECRET = secrets.token_hex(16)  # the guids are tagged, as commentmod's are
+if _RECORD_URL:  # the schema once, in the master; each worker opens its own engine
+    from service.store.db import engine_for
+    from service.store.migrate import upgrade
+
+    _engine = engine_for(_RECORD_URL)
+    upgrade(_engine)
+    _engine.dispose()
+_recorder: Any = None
+
+
+def _record(fields: dict[str, Any]) -> str:
+    from service.store.db import COMMENT_COLUMNS, CheckRecord, Store, engine_for, now, signed_guid
+    from service.store.writebehind import WriteBehind
+
+    global _recorder
+    if _recorder is None:  # in the worker: a writer thread and a journal of its own
+        _recorder = WriteBehind(Store(engine_for(_RECORD_URL)),
+                                journal_root=Path(os.environ["BENCH_RECORD_DIR"]))
+    guid = signed_guid(_RECORD_SECRET)
+    _recorder.submit([CheckRecord(
+        guid=guid, site_id=None, source="bench-floor", content=str(fields.get("content", "")),
+        fields={k: str(v) for k, v in fields.items() if k in COMMENT_COLUMNS},
+        extra={}, spam_probability=None, verdict=None, discard=False, reasons=[],
+        model_version="", received_at=now(),
+    )])
+    return guid
+
+
+@app.post("/record")
+def record() -> Any:
+    body = request.get_json(force=True)
+    return jsonify(ok=True, guid=_record(body))
 
 
 @app.get("/healthz")

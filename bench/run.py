@@ -43,12 +43,14 @@ sys.path.insert(0, str(ROOT))
 from bench import fixedrate, servers, wrk  # noqa: E402
 
 SCENARIOS = (
-    "ceiling", "ceiling+redis", "floor-miss", "floor-akismet", "miss", "rule", "hit",
+    "ceiling", "ceiling+redis", "floor-miss", "floor-akismet", "floor-hit", "miss", "rule",
+    "hit",
     "redis-down", "akismet", "batch", "half-load", "saturation",
 )
 # A target out of reach by design is shown beside the floor it hits: the ceiling
-# plus what that check cannot do without (bench/ceiling.py's /score, /score-form).
-FLOORS = {"miss": "floor-miss", "akismet": "floor-akismet"}
+# plus what that check cannot do without (bench/ceiling.py's /score, /score-form,
+# /record).
+FLOORS = {"miss": "floor-miss", "akismet": "floor-akismet", "hit": "floor-hit"}
 NO_RATIO = {"batch", "half-load"}  # batches/s and a fixed rate: no ratio to the ceiling
 AKISMET_SITE = "https://bench.example"
 TARGETS = {  # issue 8: ratio to the ceiling's requests/s in the same run
@@ -214,9 +216,10 @@ def run(args: argparse.Namespace) -> list[Row]:
         app = servers.start_commentmod("commentmod", workdir / "main", env, args.workers)
         started.append(app)
         cache = has_cache(app.base, token)
-        if {"floor-miss", "floor-akismet"} & wanted:  # the model exists now (serve made it)
+        if {"floor-miss", "floor-akismet", "floor-hit"} & wanted:  # the model exists now
+            record_url = args.database_url or f"sqlite:///{(workdir / 'floor.sqlite3').resolve()}"
             floor = servers.start_ceiling(workdir / "floor", args.workers, args.redis_url,
-                                          model_dir=args.model_dir)
+                                          model_dir=args.model_dir, record_url=record_url)
             started.append(floor)
             if "floor-miss" in wanted:
                 scenario("floor-miss", floor, "/score", "check_miss",
@@ -224,6 +227,9 @@ def run(args: argparse.Namespace) -> list[Row]:
             if "floor-akismet" in wanted:
                 scenario("floor-akismet", floor, "/score-form", "akismet",
                          "floor-miss with Akismet's form in and true/false out")
+            if "floor-hit" in wanted:
+                scenario("floor-hit", floor, "/record", "check_hit",
+                         "the ceiling + recording the check (journal, then the row)")
             floor.stop()
         if "miss" in wanted or "half-load" in wanted:
             scenario("miss", app, "/api/v1/check", "check_miss",

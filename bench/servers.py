@@ -138,15 +138,19 @@ def start_commentmod(
 
 
 def start_ceiling(
-    workdir: Path, workers: int | None, redis_url: str = "", model_dir: Path | None = None
+    workdir: Path, workers: int | None, redis_url: str = "", model_dir: Path | None = None,
+    record_url: str = "",
 ) -> Server:
     """The bare-Flask ceiling (bench/ceiling.py); with ``model_dir``, the floor
-    server, which also serves the model's scoring (``/score``, ``/score-form``)."""
+    server, which also serves the model's scoring (``/score``, ``/score-form``);
+    with ``record_url`` (a database URL), it records checks too (``/record``)."""
     port = free_port()
     env = {
         **os.environ,
         "BENCH_REDIS_URL": redis_url,
         "BENCH_MODEL_DIR": str(model_dir) if model_dir else "",
+        "BENCH_RECORD_URL": record_url,
+        "BENCH_RECORD_DIR": str(workdir / "journal"),
         "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
         "COMMENTMOD_BIND": f"127.0.0.1:{port}",
         "COMMENTMOD_LOG_LEVEL": "info",

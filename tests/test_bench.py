@@ -55,13 +55,14 @@ def test_run_py_one_second_one_scenario(model_dir: Path, tmp_path: Path) -> None
     out = tmp_path / "bench.json"
     proc = subprocess.run(
         [sys.executable, "bench/run.py", "--only", "miss", "--only", "floor-miss",
-         "--duration", "1", "--warmup", "1",
+         "--only", "floor-hit", "--duration", "1", "--warmup", "1",
          "--workers", "2", "--model-dir", str(model_dir), "--json", str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "| ceiling |" in proc.stdout and "| miss |" in proc.stdout
     assert "| floor-miss |" in proc.stdout and "of that floor" in proc.stdout
+    assert "| floor-hit |" in proc.stdout  # the ceiling recording each check
     assert "rerun: make bench" in proc.stdout
     assert "request errors over all scenarios: 0" in proc.stdout
     assert '"scenario": "miss"' in out.read_text()
