@@ -220,6 +220,19 @@ def test_features_with_one_description_are_summed_before_the_floor() -> None:
     ]
 
 
+def test_normalise_text_remembers_only_short_texts() -> None:
+    """A check normalises its text twice (flood keys, model text): the second time
+    is a lookup, and a long text (up to 18x longer after NFKC) is never kept."""
+    from training import text
+
+    short, long = "Ｆｒｅｅ  ｍｏｎｅｙ " + "x" * 20, "\ufdfa" * (text.MEMO_CHARS + 1)
+    before = text._normalise_memo.cache_info()
+    assert normalise_text(short) == normalise_text(short) == "free money " + "x" * 20
+    assert normalise_text(long) == text._normalise(long)
+    after = text._normalise_memo.cache_info()
+    assert (after.hits - before.hits, after.misses - before.misses) == (1, 1)
+
+
 def _signal_words(comments: list[Comment]) -> dict[str, set[str]]:
     """Every signal's words: its own and those of each comment."""
     words: dict[str, set[str]] = {s.name: {s.description} for s in SIGNALS}
