@@ -113,8 +113,16 @@ def score_form() -> Any:
 _RECORD_URL = os.environ.get("BENCH_RECORD_URL") or ""
 _RECORD_SECRET = secrets.token_hex(16)  # the guids are tagged, as commentmod's are
 if _RECORD_URL:  # the schema once, in the master; each worker opens its own engine
-    from service.store.db import engine_for
+    from service.store.db import (
+        COMMENT_COLUMNS,
+        CheckRecord,
+        Store,
+        engine_for,
+        now,
+        signed_guid,
+    )
     from service.store.migrate import upgrade
+    from service.store.writebehind import WriteBehind
 
     _engine = engine_for(_RECORD_URL)
     upgrade(_engine)
@@ -123,9 +131,6 @@ _recorder: Any = None
 
 
 def _record(fields: dict[str, Any]) -> str:
-    from service.store.db import COMMENT_COLUMNS, CheckRecord, Store, engine_for, now, signed_guid
-    from service.store.writebehind import WriteBehind
-
     global _recorder
     if _recorder is None:  # in the worker: a writer thread and a journal of its own
         _recorder = WriteBehind(Store(engine_for(_RECORD_URL)),
