@@ -115,6 +115,10 @@ def raw_phrase_table(name: str) -> frozenset[str]:
 def phrase_table(name: str) -> frozenset[str]:
     """The entries of a phrase list (``wp`` or ``smoke``) the signals match:
     normalised, without those that fired on the shipped ham (:data:`EXCLUSIONS`)."""
+    return _phrase_entries(name)
+
+
+def _phrase_entries(name: str) -> frozenset[str]:
     return raw_phrase_table(name) - frozenset(_lines(EXCLUSIONS))
 
 
@@ -142,8 +146,10 @@ def _phrase_index() -> dict[str, int]:
     entry, bit 2 if a ``smoke`` one, :data:`_BEGINS` if it begins an entry of more
     tokens. A run of the comment's words that begins none cannot grow into an entry."""
     index: dict[str, int] = {}
+    # Not through phrase_table's cache: a serving process keeps only this index
+    # (the two sets' tables would add about 4 MB to every worker).
     for bit, name in ((1, "wp"), (2, "smoke")):
-        for entry in phrase_table(name):
+        for entry in _phrase_entries(name):
             index[entry] = index.get(entry, 0) | bit
             words = entry.split(" ")
             for k in range(1, len(words)):
