@@ -169,8 +169,9 @@ class Settings:
     )
     write_behind_queue: int = _setting(
         10_000,
-        "checks a worker queues for its background writer (0: write in the request; "
-        "ENV=testing always writes in the request)",
+        "checks a worker queues in memory for its background writer when the journal "
+        "is off (with it, the journal is the queue); 0: write in the request; "
+        "ENV=testing always writes in the request",
         int,
     )
     write_behind_batch: int = _setting(

@@ -17,6 +17,7 @@ from prometheus_client import REGISTRY
 from sqlalchemy import func, select
 
 from service.store import schema as t
+from service.store import writebehind
 from service.store.db import CheckRecord, Store, engine_for, new_guid
 from service.store.writebehind import (
     DEAD_LETTERS,
@@ -182,7 +183,7 @@ def test_a_database_away_keeps_the_journal_until_it_is_back(
     assert not (root / DEAD_LETTERS).exists()  # a database away is not a bad row
     segments = sorted(root.glob("*/*.jsonl"))  # each tick closed one, kept on disk
     assert [len(p.read_bytes().splitlines()) for p in segments] == [6, 4, 0]
-    assert all(held is None for _, held in writer._backlog)  # memory stays bounded
+    assert all(held is None for _, _, held in writer._backlog)  # memory stays bounded
     writer.store = store  # the database is back
     assert writer.flush() == 10
     assert sorted(guids(store)) == sorted(r.guid for r in recs)
@@ -190,16 +191,33 @@ def test_a_database_away_keeps_the_journal_until_it_is_back(
     assert list(root.iterdir()) == []
 
 
-def test_a_full_queue_spills_to_the_journal_and_drops_nothing(
-    store: Store, tmp_path: Path
+def test_a_burst_is_read_back_from_the_journal_and_drops_nothing(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    writer = WriteBehind(store, max_queue=3, batch_size=100, interval_seconds=SLOW,
+    """Past HELD_BYTES a segment's lines are not kept in memory: the writer reads them
+    back from disk, a batch at a time, and commits every one."""
+    monkeypatch.setattr(writebehind, "HELD_BYTES", 2_000)
+    writer = WriteBehind(store, max_queue=3, batch_size=4, interval_seconds=SLOW,
                          journal_root=tmp_path / "journal")
-    recs = [record(i) for i in range(8)]
+    recs = [record(i) for i in range(11)]
     assert writer.submit(recs[:5]) == 0 and writer.submit(recs[5:]) == 0
-    assert len(writer) == 3  # memory stays bounded; the journal holds the rest
-    writer.stop()
+    assert writer._held is None and len(writer._queue) == 0  # nothing held in memory
+    assert len(writer) == 11  # submitted, waiting in the journal
+    assert writer.flush() == 11
     assert sorted(guids(store)) == sorted(r.guid for r in recs)
+    writer.stop()
+
+
+def test_a_segment_held_in_memory_survives_its_file(store: Store, tmp_path: Path) -> None:
+    """A small segment's lines are also in memory: the writer commits them from there."""
+    root = tmp_path / "journal"
+    writer = WriteBehind(store, interval_seconds=SLOW, journal_root=root)
+    writer.submit([record(1), record(2)])
+    assert writer._held is not None and len(writer) == 2
+    for segment in root.glob("*/*.jsonl"):
+        segment.unlink()
+    assert writer.flush() == 2
+    writer.stop()
 
 
 def test_a_journal_that_cannot_be_written_falls_back_to_the_request(

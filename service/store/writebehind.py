@@ -61,6 +61,10 @@ SEGMENT_GLOB = "*.jsonl"
 CHECK_PREFIX = b'{"check":'
 ORPHAN_SCAN_SECONDS = 5.0  # how often a writer looks for journals of dead processes
 STALE_TEMP_SECONDS = 3600.0  # a journal directory still being set up after this long is litter
+# A segment's encoded lines are also kept in memory up to this size, so the writer
+# need not read them back; a bigger segment (a burst the writer is behind on) is read
+# back from disk (the page cache), a batch at a time.
+HELD_BYTES = 1 << 20
 
 DROPPED = Counter(
     "commentmod_writebehind_dropped_total",
@@ -115,10 +119,17 @@ def decode(line: bytes) -> CheckRecord:
 def read_segment(path: Path, dead: DeadLetters) -> list[CheckRecord]:
     """The records of a journal segment. A line that cannot be read (the torn tail of
     a write cut by a power loss) goes to the dead letters as raw text."""
+    return decode_lines(segment_lines(path), path, dead)
+
+
+def segment_lines(path: Path) -> list[bytes]:
+    """A segment's non-empty lines, undecoded."""
+    return [line for line in path.read_bytes().splitlines() if line.strip()]
+
+
+def decode_lines(lines: Iterable[bytes], path: Path, dead: DeadLetters) -> list[CheckRecord]:
     records = []
-    for line in path.read_bytes().splitlines():
-        if not line.strip():
-            continue
+    for line in lines:
         try:
             records.append(decode(line))
         except ValueError as exc:
@@ -434,8 +445,17 @@ def retry_dead_letters(root: Path, store: Store) -> tuple[int, int]:
 
 
 class WriteBehind:
-    """A bounded in-memory queue of :class:`CheckRecord`, backed by a journal when
-    ``journal_root`` is given, committed by one thread per process.
+    """Checks committed by one thread per process, from this process's journal when
+    ``journal_root`` is given, else from a bounded in-memory queue.
+
+    With the journal, the segments are the queue: a request appends its encoded
+    records, and the writer decodes each closed segment ``batch_size`` lines at a
+    time, from the lines it kept in memory (at most :data:`HELD_BYTES` a segment)
+    or else read back from disk. A backlog (a burst of batches, a slow database)
+    therefore costs disk, not memory. When the writer held the records themselves,
+    thousands of small objects waited in every worker during a burst of batches,
+    and the worker's RSS kept their high-water mark (docs/performance.md, "Sixth
+    pass").
 
     The thread and the journal start in each process on :meth:`start` (gunicorn's
     ``post_fork``) or the first :meth:`submit`, never in a gunicorn master.
@@ -461,13 +481,15 @@ class WriteBehind:
         if dead_letters is None and journal_root is not None:
             dead_letters = journal_root / DEAD_LETTERS
         self.dead = DeadLetters(dead_letters)  # None: refused rows are logged and counted
-        self._queue: collections.deque[CheckRecord] = collections.deque()
+        self._queue: collections.deque[CheckRecord] = collections.deque()  # without a journal
         self._journal: Journal | None = None
         self._journal_error: OSError | None = None  # checks are then written in the request
-        self._spilled = False  # the current segment holds records the queue had no room for
-        # Closed segments not committed yet, oldest first, with their records while
-        # they are still in memory (None: read them back from disk).
-        self._backlog: list[tuple[Path, list[CheckRecord] | None]] = []
+        # Closed segments not committed yet, oldest first, each with the number of its
+        # lines already committed (a segment cut short by an outage resumes there) and
+        # its lines when they are still in memory (None: read them back from disk).
+        self._backlog: list[tuple[Path, int, bytes | None]] = []
+        self._held: list[bytes] | None = []  # the live segment's lines (None: too many)
+        self._held_size = 0
         self._lock = threading.Lock()  # submit vs rotation: a segment matches its queue
         self._wake = threading.Condition(threading.Lock())
         self._flush_lock = threading.Lock()  # one writer at a time: thread or flush()
@@ -480,7 +502,10 @@ class WriteBehind:
         self.on_tick: list[Callable[[], None]] = []
 
     def __len__(self) -> int:
-        return len(self._queue)
+        """Checks submitted and not yet handed to the writer (the live segment's, or
+        the queue's without a journal)."""
+        journal = self._journal
+        return len(self._queue) + (journal.count if journal is not None else 0)
 
     def submit(self, records: list[CheckRecord]) -> int:
         """Journal and queue ``records``; returns how many were dropped (only without a
@@ -493,25 +518,30 @@ class WriteBehind:
                 return self._write_now(records, self._journal_error)
             return self._queue_only(records)
         data = encode(records)
-        failed: OSError | None = None
         with self._lock:
             try:
                 journal.append(data, len(records))
             except OSError as exc:
-                failed = exc
+                failed: OSError | None = exc
             else:
-                room = self.max_queue - len(self._queue)
-                if room >= len(records):
-                    self._queue.extend(records)
-                else:  # the records are in the segment: the writer reads it back
-                    self._queue.extend(records[: max(room, 0)])
-                    self._spilled = True
+                failed = None
+                self._hold(data)
+            due = journal.count >= self.batch_size
         if failed is not None:
             return self._write_now(records, failed)
-        if len(self._queue) >= self.batch_size or self._spilled:
+        if due:
             with self._wake:
                 self._wake.notify()
         return 0
+
+    def _hold(self, data: bytes) -> None:
+        if self._held is None:
+            return
+        self._held_size += len(data)
+        if self._held_size > HELD_BYTES:
+            self._held = None  # the writer reads this segment back from disk
+        else:
+            self._held.append(data)
 
     def _queue_only(self, records: list[CheckRecord]) -> int:
         """Without a journal: a full queue drops what it has no room for."""
@@ -553,25 +583,48 @@ class WriteBehind:
             with self._lock:
                 records = list(self._queue)
                 self._queue.clear()
-                spilled, self._spilled = self._spilled, False
                 closed = self._journal.rotate() if self._journal is not None else None
+                held, self._held, self._held_size = self._held, [], 0
             if closed is not None:
-                self._backlog.append((closed, None if spilled else records))
+                self._backlog.append((closed, 0, b"".join(held) if held is not None else None))
             elif self._journal is None and records:
                 written += self._write_unjournaled(records)
             while self._backlog:  # oldest first
-                path, held = self._backlog[0]
-                recs = held if held is not None else read_segment(path, self.dead)
                 try:
-                    written += store_checks(self.store, recs, self.batch_size, self.dead)
+                    written += self._commit_segment()
                 except StorageUnreachable as exc:
-                    self._backlog = [(p, None) for p, _ in self._backlog]  # on disk
+                    # While the database is away only the paths are kept: memory stays
+                    # bounded however long the outage.
+                    self._backlog = [(p, done, None) for p, done, _ in self._backlog]
                     log.warning("writebehind.database_unavailable",
                                 extra={"error": exc.message, "segments": len(self._backlog)})
                     break
-                self._backlog.pop(0)
-                path.unlink(missing_ok=True)  # the data directory may have gone
         WRITTEN.inc(written)
+        return written
+
+    def _commit_segment(self) -> int:
+        """Commit the oldest closed segment ``batch_size`` lines at a time, then delete
+        it. Only one batch of records is decoded at once; an outage mid-segment keeps
+        the lines committed so far out of the retry."""
+        path, done, data = self._backlog[0]
+        if data is not None:
+            lines = [line for line in data.splitlines() if line.strip()]
+        else:
+            try:
+                lines = segment_lines(path)
+            except FileNotFoundError:  # the data directory was removed under us
+                log.error("writebehind.segment_lost", extra={"path": str(path)})
+                lines = []
+        written = 0
+        for start in range(done, len(lines), self.batch_size):
+            recs = decode_lines(lines[start : start + self.batch_size], path, self.dead)
+            try:
+                written += store_checks(self.store, recs, self.batch_size, self.dead)
+            except StorageUnreachable:
+                self._backlog[0] = (path, start, None)
+                raise
+        self._backlog.pop(0)
+        path.unlink(missing_ok=True)  # the data directory may have gone
         return written
 
     def _write_unjournaled(self, records: list[CheckRecord]) -> int:
@@ -630,7 +683,7 @@ class WriteBehind:
             self._flush_lock = threading.Lock()
             self._queue.clear()
             self._backlog = []
-            self._spilled = False
+            self._held, self._held_size = [], 0
             self._journal = None
             self._journal_error = None
             if self.journal_root is not None:
