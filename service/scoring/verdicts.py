@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -69,7 +69,6 @@ class Outcome:
     reasons: list[Reason]
     model_version: str
     rule: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self, reasons: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         """The answer's form; ``reasons`` when the caller already built them."""
