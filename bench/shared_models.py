@@ -13,7 +13,11 @@ worker's RSS, PSS and USS (bench/servers.py) at three points:
   comments (the Wikipedia Talk test set that ships in training/data/toxicity);
 - ``perspective``: after as many Perspective ``comments:analyze`` requests
   (every served attribute, with spans) of other real comments (Perspective's own
-  2,000-comment sample), which need the toxicity model.
+  2,000-comment sample), which need the toxicity model;
+- ``batch`` (with ``--batch-seconds S``): after S seconds of 100-comment batches
+  of new comments at full speed (bench/run.py's batch row, through wrk), which
+  fill every worker's verdict tier and keep its writer busy: the most a worker
+  holds in the bench, now with both models touched.
 
 Diverse comments matter: RSS counts each page of a model a worker has touched,
 shared or not, and a few repeated texts touch few.
@@ -53,7 +57,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench import servers  # noqa: E402
+from bench import servers, wrk  # noqa: E402
 
 CASES = ("at-start", "after-start")
 STAGES = ("idle", "spam", "perspective")
@@ -208,6 +212,13 @@ def run_case(label: str, root: Path, case: str, models: Path, spam: str, toxicit
         status = drive(analyze, lambda i: analyze_body(attributes, comments, token, i),
                        args.requests, args.connections)
         readings.append(read(server, label, case, "perspective", status))
+        if args.batch_seconds > 0:
+            result = wrk.run(server.base + "/api/v1/check/batch", "batch",
+                             duration=args.batch_seconds, connections=args.connections,
+                             env={"BENCH_TOKEN": token + "b"}, timeout=30)
+            answered = {200: result.requests - result.errors}
+            readings.append(read(server, label, case, "batch",
+                                 {**answered, 0: result.errors} if result.errors else answered))
     finally:
         server.stop()
         if not args.keep:
@@ -254,6 +265,8 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=120.0)
     parser.add_argument("--settle", type=float, default=3.0,
                         help="seconds after the first answers before the measured requests")
+    parser.add_argument("--batch-seconds", type=float, default=0.0,
+                        help="then this long of 100-comment batches (0: none)")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args()
@@ -277,13 +290,14 @@ def main() -> None:
                                  toxicity, attributes, args)
     print()
     print(table(readings))
-    final = [r for r in readings if r.stage == "perspective"]
+    last = "batch" if args.batch_seconds > 0 else "perspective"
+    final = [r for r in readings if r.stage == last]
     print()
     for r in final:
         rss = max((w["rss"] for w in r.workers), default=0.0)
         ok = rss < RSS_LIMIT_MB and set(r.status) == {200}
-        print(f"- {r.root} {r.case}: largest worker RSS {rss:.0f} MB with both models "
-              f"(target < {RSS_LIMIT_MB:.0f}) - {'met' if ok else 'NOT met'}")
+        print(f"- {r.root} {r.case}: largest worker RSS {rss:.0f} MB with both models, "
+              f"after {last} (target < {RSS_LIMIT_MB:.0f}) - {'met' if ok else 'NOT met'}")
     load = os.getloadavg()
     print(f"load average now {load[0]:.2f}")
     if args.json:
