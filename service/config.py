@@ -90,7 +90,9 @@ class Settings:
         float,
     )
     cache_ttl_seconds: int = _setting(3_600, "how long a verdict stays cached", int)
-    cache_local_size: int = _setting(10_000, "in-process verdict cache entries", int)
+    cache_local_size: int = _setting(
+        4_000, "in-process verdict cache entries (about 1.5 KB each, with their flood counts)", int
+    )
     cache_local_ttl_seconds: float = _setting(
         60.0, "without Redis: how long a worker trusts its own cached verdict", float
     )
