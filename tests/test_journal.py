@@ -191,6 +191,39 @@ def test_a_database_away_keeps_the_journal_until_it_is_back(
     assert list(root.iterdir()) == []
 
 
+class GoesAwayAfter(Store):
+    """The real database for the first ``n`` batches, then a server that is not there
+    (nothing listens on port 9): a database lost in the middle of a segment."""
+
+    def __init__(self, engine: object, n: int) -> None:
+        super().__init__(engine)  # type: ignore[arg-type]
+        self.left = n
+
+    def record_checks(self, records: list[CheckRecord]) -> None:
+        if self.left == 0:
+            self.engine = engine_for("postgresql://postgres@127.0.0.1:9/none")
+        self.left -= 1
+        super().record_checks(records)
+
+
+def test_a_segment_cut_short_by_an_outage_resumes_after_what_was_committed(
+    store: Store, tmp_path: Path
+) -> None:
+    root = tmp_path / "journal"
+    writer = WriteBehind(GoesAwayAfter(store.engine, 1), batch_size=4, interval_seconds=SLOW,
+                         journal_root=root)
+    recs = [record(i) for i in range(10)]
+    writer.submit(recs)
+    assert writer.flush() == 4  # the first batch, then the database went away
+    assert count(store) == 4
+    assert [(done, held) for _, done, held in writer._backlog] == [(4, None)]
+    writer.store = store  # back
+    assert writer.flush() == 6  # the rest of the segment, not the whole of it again
+    assert sorted(guids(store)) == sorted(r.guid for r in recs)
+    assert not (root / DEAD_LETTERS).exists()
+    writer.stop()
+
+
 def test_a_burst_is_read_back_from_the_journal_and_drops_nothing(
     store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -590,22 +590,23 @@ class WriteBehind:
             elif self._journal is None and records:
                 written += self._write_unjournaled(records)
             while self._backlog:  # oldest first
-                try:
-                    written += self._commit_segment()
-                except StorageUnreachable as exc:
+                stored, failed = self._commit_segment()
+                written += stored
+                if failed is not None:
                     # While the database is away only the paths are kept: memory stays
                     # bounded however long the outage.
                     self._backlog = [(p, done, None) for p, done, _ in self._backlog]
                     log.warning("writebehind.database_unavailable",
-                                extra={"error": exc.message, "segments": len(self._backlog)})
+                                extra={"error": failed.message, "segments": len(self._backlog)})
                     break
         WRITTEN.inc(written)
         return written
 
-    def _commit_segment(self) -> int:
+    def _commit_segment(self) -> tuple[int, StorageUnreachable | None]:
         """Commit the oldest closed segment ``batch_size`` lines at a time, then delete
-        it. Only one batch of records is decoded at once; an outage mid-segment keeps
-        the lines committed so far out of the retry."""
+        it; returns the rows stored and, if the database went away, why. Only one batch
+        of records is decoded at once; an outage mid-segment keeps the lines committed
+        so far out of the retry."""
         path, done, data = self._backlog[0]
         if data is not None:
             lines = [line for line in data.splitlines() if line.strip()]
@@ -620,12 +621,12 @@ class WriteBehind:
             recs = decode_lines(lines[start : start + self.batch_size], path, self.dead)
             try:
                 written += store_checks(self.store, recs, self.batch_size, self.dead)
-            except StorageUnreachable:
+            except StorageUnreachable as exc:
                 self._backlog[0] = (path, start, None)
-                raise
+                return written, exc
         self._backlog.pop(0)
         path.unlink(missing_ok=True)  # the data directory may have gone
-        return written
+        return written, None
 
     def _write_unjournaled(self, records: list[CheckRecord]) -> int:
         try:
