@@ -191,6 +191,22 @@ def test_a_database_away_keeps_the_journal_until_it_is_back(
     assert list(root.iterdir()) == []
 
 
+def without_thread(writer: WriteBehind) -> WriteBehind:
+    """Open the writer's journal and let its thread end: a submit of ``batch_size``
+    records would wake the thread to commit them beside the test, so only the test's
+    own flush() commits here, and what a flush returns is what it did."""
+    writer.start()
+    thread = writer._thread
+    assert thread is not None
+    writer._stopping = True
+    with writer._wake:
+        writer._wake.notify()
+    thread.join(10)
+    assert not thread.is_alive()
+    writer._stopping = False
+    return writer
+
+
 class GoesAwayAfter(Store):
     """The real database for the first ``n`` batches, then a server that is not there
     (nothing listens on port 9): a database lost in the middle of a segment."""
@@ -210,8 +226,8 @@ def test_a_segment_cut_short_by_an_outage_resumes_after_what_was_committed(
     store: Store, tmp_path: Path
 ) -> None:
     root = tmp_path / "journal"
-    writer = WriteBehind(GoesAwayAfter(store.engine, 1), batch_size=4, interval_seconds=SLOW,
-                         journal_root=root)
+    writer = without_thread(WriteBehind(GoesAwayAfter(store.engine, 1), batch_size=4,
+                                        interval_seconds=SLOW, journal_root=root))
     recs = [record(i) for i in range(10)]
     writer.submit(recs)
     assert writer.flush() == 4  # the first batch, then the database went away
@@ -230,8 +246,8 @@ def test_a_burst_is_read_back_from_the_journal_and_drops_nothing(
     """Past HELD_BYTES a segment's lines are not kept in memory: the writer reads them
     back from disk, a batch at a time, and commits every one."""
     monkeypatch.setattr(writebehind, "HELD_BYTES", 2_000)
-    writer = WriteBehind(store, max_queue=3, batch_size=4, interval_seconds=SLOW,
-                         journal_root=tmp_path / "journal")
+    writer = without_thread(WriteBehind(store, max_queue=3, batch_size=4, interval_seconds=SLOW,
+                                        journal_root=tmp_path / "journal"))
     recs = [record(i) for i in range(11)]
     assert writer.submit(recs[:5]) == 0 and writer.submit(recs[5:]) == 0
     assert writer._held is None and len(writer._queue) == 0  # nothing held in memory
@@ -244,7 +260,7 @@ def test_a_burst_is_read_back_from_the_journal_and_drops_nothing(
 def test_a_segment_held_in_memory_survives_its_file(store: Store, tmp_path: Path) -> None:
     """A small segment's lines are also in memory: the writer commits them from there."""
     root = tmp_path / "journal"
-    writer = WriteBehind(store, interval_seconds=SLOW, journal_root=root)
+    writer = without_thread(WriteBehind(store, interval_seconds=SLOW, journal_root=root))
     writer.submit([record(1), record(2)])
     assert writer._held is not None and len(writer) == 2
     for segment in root.glob("*/*.jsonl"):
