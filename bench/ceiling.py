@@ -19,12 +19,13 @@ from urllib.parse import parse_qsl
 import redis
 from flask import Flask, jsonify, request
 
+from bench.servers import REDIS_URL
 from training.text import COMMENT_FIELDS, Comment
 
 app = Flask(__name__)
 # The floor under any check that counts floods across workers: the same endpoint
 # plus one Redis round trip (INCR, EXPIRE, GET pipelined), as commentmod's lookup.
-_redis = redis.Redis.from_url(os.environ.get("BENCH_REDIS_URL") or "redis://127.0.0.1:6379/13",
+_redis = redis.Redis.from_url(os.environ.get("BENCH_REDIS_URL") or REDIS_URL,
                               socket_timeout=0.5)
 
 

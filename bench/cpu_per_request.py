@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=5.0)
     p.add_argument("--connections", type=int, default=2)
     p.add_argument("--model-dir", type=Path, default=ROOT / "models")
-    p.add_argument("--redis-url", default="redis://127.0.0.1:6379/13")
+    p.add_argument("--redis-url", default=servers.REDIS_URL)
     p.add_argument("--only", action="append",
                    choices=["miss", "rule", "hit", "akismet", "journal"])
     p.add_argument("--ab-rounds", type=int, default=3,

@@ -431,8 +431,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--only", action="append", choices=SCENARIOS,
                    help="run only this scenario (repeatable); the ceiling always runs "
                         "when a ratio is needed")
-    p.add_argument("--redis-url", default="redis://127.0.0.1:6379/13",
-                   help="Redis for the verdict cache (redis://127.0.0.1:6379/13)")
+    p.add_argument("--redis-url", default=servers.REDIS_URL,
+                   help=f"Redis for the verdict cache ({servers.REDIS_URL})")
     p.add_argument("--database-url", default="",
                    help="commentmod's database (default: a throwaway SQLite file)")
     p.add_argument("--model-dir", type=Path, default=ROOT / "models",

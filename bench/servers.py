@@ -18,6 +18,10 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+# Redis db of the benchmarks: outside 8-15, which the tests' xdist workers flush
+# around every test (tests/conftest.py), so a bench never runs into a test.
+REDIS_URL = "redis://127.0.0.1:6379/7"
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -41,7 +41,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--duration", type=float, default=60.0, help="seconds to hold the rate (60)")
     p.add_argument("--connections", type=int, default=8, help="wrk connections for capacity")
     p.add_argument("--workers", type=int, default=None, help="gunicorn workers when starting")
-    p.add_argument("--redis-url", default="redis://127.0.0.1:6379/13")
+    p.add_argument("--redis-url", default=servers.REDIS_URL)
     p.add_argument("--model-dir", type=Path, default=ROOT / "models")
     args = p.parse_args(argv)
     if args.duration <= 0 or not 0 < args.fraction <= 1 or (args.rate is not None
