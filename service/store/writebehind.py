@@ -124,7 +124,13 @@ def read_segment(path: Path, dead: DeadLetters) -> list[CheckRecord]:
 
 def segment_lines(path: Path) -> list[bytes]:
     """A segment's non-empty lines, undecoded."""
-    return [line for line in path.read_bytes().splitlines() if line.strip()]
+    return journal_lines(path.read_bytes())
+
+
+def journal_lines(data: bytes) -> list[bytes]:
+    """The non-empty lines of journal text (a segment's, or the part of it held in
+    memory), undecoded."""
+    return [line for line in data.splitlines() if line.strip()]
 
 
 def decode_lines(lines: Iterable[bytes], path: Path, dead: DeadLetters) -> list[CheckRecord]:
@@ -609,7 +615,7 @@ class WriteBehind:
         so far out of the retry."""
         path, done, data = self._backlog[0]
         if data is not None:
-            lines = [line for line in data.splitlines() if line.strip()]
+            lines = journal_lines(data)
         else:
             try:
                 lines = segment_lines(path)
