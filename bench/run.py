@@ -97,9 +97,35 @@ def post(url: str, body: bytes, content_type: str = "application/json") -> tuple
         return 0, b""
 
 
+# --texts news: real comments from news sites (Civil Comments, in the Toxic Spans set
+# that ships under CC0 in training/data/toxicity), in place of bench/lua/common.lua's
+# eight short texts: a real comment is longer and has more words the model's memos
+# have not met, so it costs more to score (docs/performance.md, seventh pass).
+NEWS_TEXTS = ROOT / "training" / "data" / "toxicity" / "toxic_spans_tsd_train.csv.gz"
+NEWS_COUNT = 2000
+_texts: list[str] = []  # the texts every Python-driven request cycles through, if set
+
+
+def news_texts(path: Path = NEWS_TEXTS, count: int = NEWS_COUNT) -> list[str]:
+    """The first ``count`` comments of ``path``, each on one line."""
+    import csv
+    import gzip
+
+    out: list[str] = []
+    with gzip.open(path, "rt", encoding="utf-8", newline="") as fh:
+        for row in csv.DictReader(fh):
+            text = " ".join(row["text"].split())
+            if text:
+                out.append(text)
+            if len(out) == count:
+                break
+    return out
+
+
 def comment_body(token: str, n: int) -> bytes:
+    text = _texts[n % len(_texts)] if _texts else "Does anyone know when the bridge closure ends?"
     return json.dumps(
-        {"content": f"Does anyone know when the bridge closure ends? ({token} fixed {n})",
+        {"content": f"{text} ({token} fixed {n})",
          "author": f"reader{n % 997}", "user_ip": f"203.0.113.{n % 250}"}
     ).encode()
 
@@ -178,6 +204,12 @@ def run(args: argparse.Namespace) -> list[Row]:
     wanted = set(args.only or SCENARIOS)
     token = secrets.token_hex(4)
     workdir = Path(tempfile.mkdtemp(prefix="commentmod-bench-"))
+    if args.texts == "news":
+        texts = news_texts()
+        path = workdir / "texts.txt"
+        path.write_text("".join(t + "\n" for t in texts), encoding="utf-8")
+        os.environ["BENCH_TEXTS"] = str(path)  # read by bench/lua/common.lua under wrk
+        _texts[:] = texts
     rows: dict[str, Row] = {}
     started: list[servers.Server] = []
     # The ceiling is measured again right after each scenario and the scenario's
@@ -437,6 +469,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="commentmod's database (default: a throwaway SQLite file)")
     p.add_argument("--model-dir", type=Path, default=ROOT / "models",
                    help="model registry (default: ./models; bootstrapped if empty)")
+    p.add_argument("--texts", choices=("bench", "news"), default="bench",
+                   help="the comments sent: bench/lua/common.lua's eight short texts (bench), "
+                        f"or the first {NEWS_COUNT} real news comments of the shipped Toxic "
+                        "Spans set (news)")
     p.add_argument("--json", type=Path, help="also write the rows as JSON here")
     p.add_argument("--keep", action="store_true", help="keep server logs and data")
     p.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
@@ -461,8 +497,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"WARNING: load average {info['load1']:.2f} on {info['nproc']} cores: other work "
               "is running, absolute numbers are low and noisy; compare ratios only.")
     print(f"wrk: {args.connections} connections, {args.duration:.0f} s per scenario after "
-          f"{args.warmup:.0f} s warm-up; workers: {args.workers or 'gunicorn_conf default'}",
-          flush=True)
+          f"{args.warmup:.0f} s warm-up; workers: {args.workers or 'gunicorn_conf default'}; "
+          f"texts: {args.texts}", flush=True)
     started = time.monotonic()
     rows = run(args)
     print()

@@ -70,6 +70,31 @@ def test_run_py_one_second_one_scenario(model_dir: Path, tmp_path: Path) -> None
 
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed")
+def test_run_py_sends_real_news_comments_without_an_error(model_dir: Path) -> None:
+    """--texts news: real comments, with quotes, backslashes and any character, reach
+    the JSON and the Akismet endpoints as valid bodies (a 400 would count as an error)."""
+    proc = subprocess.run(
+        [sys.executable, "bench/run.py", "--texts", "news", "--only", "miss",
+         "--only", "akismet", "--duration", "1", "--warmup", "1", "--workers", "2",
+         "--model-dir", str(model_dir)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "texts: news" in proc.stdout
+    assert "| miss |" in proc.stdout and "| akismet |" in proc.stdout
+    assert "request errors over all scenarios: 0" in proc.stdout, proc.stdout
+
+
+def test_news_texts_are_one_comment_a_line() -> None:
+    from bench.run import news_texts
+
+    texts = news_texts(count=300)
+    assert len(texts) == 300 and all(t and "\n" not in t and "\r" not in t for t in texts)
+    assert any('"' in t for t in texts)  # the escaping is exercised
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed")
 def test_steady_py_holds_a_small_rate(model_dir: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "bench/steady.py", "--rate", "5", "--duration", "2", "--workers", "1",

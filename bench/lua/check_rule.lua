@@ -5,6 +5,6 @@ dofile((os.getenv("BENCH_LUA") or "bench/lua") .. "/common.lua")
 request = function()
   local n = next_id()
   local body = string.format('{"content":"%s","author":"akismet-guaranteed-spam","user_ip":"203.0.113.%d"}',
-    comment_text(n), n % 250)
+    json_escape(comment_text(n)), n % 250)
   return wrk.format("POST", nil, {["Content-Type"] = "application/json"}, body)
 end
