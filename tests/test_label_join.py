@@ -69,6 +69,83 @@ def test_a_pending_label_of_another_sites_comment_is_dropped(store: Store) -> No
     assert store.pending_count() == 0
 
 
+def _check(site: int | None, content: str, received_at: Any = None) -> Any:
+    from service.store.db import CheckRecord
+
+    return CheckRecord(guid=new_guid(), site_id=site, source="akismet", content=content,
+                       fields={}, extra={}, spam_probability=0.1, verdict="ham",
+                       discard=False, reasons=[], model_version="m", received_at=received_at)
+
+
+def test_a_label_by_text_before_its_check_lands_labels_the_check_too(store: Store) -> None:
+    """Akismet's submit-spam (or feedback without a guid) right after comment-check,
+    answered by another worker: no comment with that text is recorded yet. The label
+    is stored on a new copy at once, and the check, when it lands, is labelled too."""
+    from service.store.db import now
+
+    site = store.ensure_site("news.example")
+    asked = now()
+    copy_id, _ = store.feedback(label="spam", source="site", actor="site:1", site_id=site,
+                                content="Win a FREE cruise, call now")
+    assert copy_id is not None and store.latest_label(copy_id) == "spam"
+    assert store.pending_count() == 1
+    store.record_checks([_check(site, "win a free cruise,   call NOW", received_at=asked)])
+    assert store.pending_count() == 0
+    checked = store.find_comment(content="Win a FREE cruise, call now", site_id=site)
+    assert checked is not None and int(checked["id"]) != copy_id
+    assert store.latest_label(int(checked["id"])) == "spam"
+    assert store.latest_label(copy_id) == "spam"  # the copy keeps its label: nothing lost
+
+
+def test_a_label_by_text_waits_only_for_a_check_received_before_it(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another site's check, or a check received after the label, is not the one the
+    label was meant for; one that never comes leaves the label on its copy alone."""
+    from datetime import timedelta
+
+    from service.store import db
+    from service.store.db import now
+
+    mine, theirs = store.ensure_site("mine.example"), store.ensure_site("theirs.example")
+    store.feedback(label="ham", source="site", actor="a", site_id=mine,
+                   content="Thanks for the report on the bridge")
+    later = now() + timedelta(seconds=db.TEXT_LABEL_SLACK_SECONDS + 60)
+    store.record_checks([_check(theirs, "Thanks for the report on the bridge", now()),
+                         _check(mine, "Thanks for the report on the bridge", later)])
+    assert store.pending_count() == 1
+    for site in (mine, theirs):
+        found = store.find_comment(content="Thanks for the report on the bridge", site_id=site)
+        assert found is not None and store.latest_label(int(found["id"])) is None
+    monkeypatch.setattr(db, "TEXT_LABEL_WAIT_SECONDS", 0)
+    assert store.join_pending() == 0
+    assert store.pending_count() == 0
+
+
+def test_labels_by_text_for_comments_never_checked_wait_in_bounded_numbers(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A site labelling many comments it never checked keeps each label (on its own
+    copy), but only the newest few wait for a check: the writer's join stays cheap."""
+    from service.store import db
+
+    monkeypatch.setattr(db, "TEXT_LABEL_MAX_WAITING", 5)
+    site = store.ensure_site("news.example")
+    ids = [store.feedback(label="spam", source="site", actor="a", site_id=site,
+                          content=f"never checked {i}")[0] for i in range(12)]
+    assert store.pending_count() <= 5
+    assert all(i is not None and store.latest_label(i) == "spam" for i in ids)
+
+
+def test_a_label_by_text_of_a_comment_seen_before_needs_no_wait(store: Store) -> None:
+    site = store.ensure_site("news.example")
+    store.record_checks([_check(site, "Buy cheap watches here")])
+    comment_id, _ = store.feedback(label="spam", source="site", actor="a", site_id=site,
+                                   content="Buy cheap watches here")
+    assert comment_id is not None and store.latest_label(comment_id) == "spam"
+    assert store.pending_count() == 0
+
+
 def test_feedback_for_a_guid_never_issued_is_404(client: Any) -> None:
     r = client.post("/api/v1/feedback", json={"guid": new_guid(), "label": "spam"})
     assert r.status_code == 404
@@ -176,4 +253,63 @@ def test_no_label_lost_across_four_workers(
         answer = json.loads(raw)
         assert answer["verdict"] == "spam", answer
         assert "marked spam" in answer["reasons"][0]["description"]
+    store.engine.dispose()
+
+
+@pytest.mark.slow
+def test_no_label_by_text_lost_across_four_workers(
+    serve: Callable[..., str], sqlite_url: str
+) -> None:
+    """400 check + label-by-text pairs (Akismet submit-spam without a guid, and JSON
+    feedback with the content only), each label sent to another connection than its
+    check, on 4 workers with write-behind on: every checked comment is labelled."""
+    from service.store import migrate
+    from service.store.db import Store as _Store
+
+    store = _Store(engine_for(sqlite_url))
+    migrate.upgrade(store.engine)
+    key, _ = store.create_key("news.example")
+    base = serve(workers=4, env={"COMMENTMOD_ENV": "development",
+                                 "COMMENTMOD_WRITE_BEHIND_INTERVAL_SECONDS": "1.0"})
+    host = urllib.parse.urlsplit(base)
+    conns = [http.client.HTTPConnection(host.hostname, host.port, timeout=30) for _ in range(2)]
+    auth = {"api_key": key, "blog": "https://news.example", "user_ip": "10.0.0.1"}
+    pairs, guids = 400, []
+    for i in range(pairs):
+        check_conn, label_conn = conns[i % 2], conns[(i + 1) % 2]
+        content = f"text label {i}: the council's budget vote, call 555-{i:04d}"
+        form = {**auth, "comment_content": content, "comment_author": f"a{i}"}
+        if i % 2:
+            status, headers, _ = _post(check_conn, "/1.1/comment-check",
+                                       urllib.parse.urlencode(form).encode(),
+                                       "application/x-www-form-urlencoded")
+            guids.append(headers["x-akismet-guid"])
+            status, _, answer = _post(label_conn, "/1.1/submit-spam",
+                                      urllib.parse.urlencode(form).encode(),
+                                      "application/x-www-form-urlencoded")
+            assert status == 200 and answer.startswith(b"Thanks"), answer
+        else:
+            headers_json = json.dumps({"content": content}).encode()
+            conn_auth = {"Content-Type": "application/json", "Authorization": f"Bearer {key}"}
+            check_conn.request("POST", "/api/v1/check", body=headers_json, headers=conn_auth)
+            guids.append(json.loads(check_conn.getresponse().read())["guid"])
+            label_conn.request("POST", "/api/v1/feedback", headers=conn_auth,
+                               body=json.dumps({"content": content, "label": "spam"}).encode())
+            r = label_conn.getresponse()
+            assert r.status == 200, r.read()
+            r.read()
+    deadline = time.monotonic() + 30
+    labelled = 0
+    while time.monotonic() < deadline:
+        store.join_pending()
+        labelled = store.read(lambda c: c.execute(
+            select(func.count(func.distinct(t.labels.c.comment_id)))
+            .select_from(t.labels.join(t.comments, t.comments.c.id == t.labels.c.comment_id))
+            .where(t.comments.c.guid.in_(guids))
+        ).scalar_one())
+        if labelled == pairs:
+            break
+        time.sleep(0.5)
+    assert labelled == pairs, f"{pairs - labelled} checked comments left unlabelled"
+    assert store.pending_count() == 0
     store.engine.dispose()

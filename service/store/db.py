@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -54,12 +54,25 @@ KEY_ALPHABET = "0123456789abcdef"  # WordPress strips the rest; host names arriv
 KEY_LENGTH = 12  # WordPress refuses any other length
 LABELS = {"spam": ("spam", "ham"), "toxicity": ("toxic", "ok")}
 LABEL_SOURCES = ("moderator", "site", "import")
+# A site's label by text that found no comment waits this long for the check it was
+# meant for (still in another worker's write-behind journal), and matches a check
+# received up to TEXT_LABEL_SLACK_SECONDS after it (clocks of other hosts).
+TEXT_LABEL_WAIT_SECONDS = 120
+TEXT_LABEL_SLACK_SECONDS = 5
+# At most about this many wait at once (each is one indexed lookup per write of
+# checks): a site sending labels for comments it never checked cannot slow the writer.
+TEXT_LABEL_MAX_WAITING = 200
 
 T = TypeVar("T")
 
 
 def now() -> datetime:
     return datetime.now(UTC)
+
+
+def _utc(moment: datetime) -> datetime:
+    """A stored time as an aware UTC datetime (SQLite gives it back without its zone)."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def hash_key(key: str) -> str:
@@ -521,14 +534,14 @@ class Store:
         A label from a site that does not own the comment is dropped (and audited).
         """
         p, cm = t.pending_labels, t.comments
+        joined = self._join_text_labels(c)
         rows = c.execute(
             select(p, cm.c.id.label("comment_id"), cm.c.site_id.label("comment_site"))
             .join(cm, cm.c.guid == p.c.guid)
             .order_by(p.c.id)
         ).all()
         if not rows:
-            return 0
-        joined = 0
+            return joined
         for r in rows:
             if r.site_id is not None and r.comment_site not in (None, r.site_id):
                 self._audit(c, r.actor, "label.refused", r.guid, {"why": "another site's comment"})
@@ -541,6 +554,58 @@ class Store:
                 )
                 joined += 1
         c.execute(delete(p).where(p.c.id.in_([r.id for r in rows])))
+        return joined
+
+    def _join_text_labels(self, c: Connection) -> int:
+        """Label the check each pending label by text was meant for, once it is recorded.
+
+        A site's label by text found no comment with that text and was stored on a
+        new copy (``copy_id``). The check it was meant for is a comment of the same
+        site with the same normalised text, received no later than the label
+        (:data:`TEXT_LABEL_SLACK_SECONDS` allows for clocks of other hosts) and
+        recorded after the copy. Each such label is added to the oldest such check;
+        one still unmatched after :data:`TEXT_LABEL_WAIT_SECONDS` was for a comment
+        never checked here, and stays on its copy alone.
+        """
+        p, cm = t.pending_labels, t.comments
+        waiting = c.execute(
+            select(p, cm.c.content_hash, cm.c.received_at.label("copied_at"))
+            .outerjoin(cm, cm.c.id == p.c.copy_id)
+            .where(p.c.copy_id.is_not(None))
+            .order_by(p.c.id)
+        ).all()
+        done: list[int] = []
+        joined = 0
+        cutoff = now() - timedelta(seconds=TEXT_LABEL_WAIT_SECONDS)
+        for r in waiting:
+            if r.content_hash is None:  # the copy was erased meanwhile
+                done.append(r.id)
+                continue
+            site = cm.c.site_id.is_(None) if r.site_id is None else cm.c.site_id == r.site_id
+            check = c.execute(
+                select(cm.c.id)
+                .where(
+                    cm.c.content_hash == r.content_hash, site, cm.c.id > r.copy_id,
+                    cm.c.source != "feedback",
+                    cm.c.received_at
+                    <= r.copied_at + timedelta(seconds=TEXT_LABEL_SLACK_SECONDS),
+                )
+                .order_by(cm.c.id)
+                .limit(1)
+            ).first()
+            if check is not None:
+                c.execute(
+                    insert(t.labels).values(
+                        comment_id=check.id, task="spam", label=r.label, source=r.source,
+                        actor=r.actor, is_test=r.is_test, created_at=r.created_at,
+                    )
+                )
+                joined += 1
+                done.append(r.id)
+            elif _utc(r.created_at) < cutoff:
+                done.append(r.id)
+        if done:
+            c.execute(delete(p).where(p.c.id.in_(done)))
         return joined
 
     def join_pending(self) -> int:
@@ -674,6 +739,7 @@ class Store:
             raise NotFound("no comment with that guid on this site")
         if found is None and not content and guid and issued:
             return self._add_pending(guid, label, source, actor, site_id, is_test)
+        copied = False
         with self.transaction() as c:
             if found is None:
                 if not content:
@@ -703,11 +769,33 @@ class Store:
                         )
                     )
                 )
+                # The check this label was meant for may still be in another worker's
+                # write-behind journal: it is labelled too when it lands.
+                copied = source == "site" and label in LABELS["spam"]
+                if copied:
+                    waiting = _new_id(
+                        c.execute(
+                            insert(t.pending_labels).values(
+                                guid="", copy_id=comment_id, site_id=site_id, label=label,
+                                source=source, actor=actor[:200], is_test=is_test,
+                                created_at=now(),
+                            )
+                        )
+                    )
+                    c.execute(
+                        delete(t.pending_labels).where(
+                            t.pending_labels.c.copy_id.is_not(None),
+                            t.pending_labels.c.id <= waiting - TEXT_LABEL_MAX_WAITING,
+                        )
+                    )
             else:
                 comment_id = int(found["id"])
             label_id = self.add_label(
                 comment_id, label, source=source, actor=actor, is_test=is_test, conn=c
             )
+        if copied:  # a check committed while this label was written joins it now
+            with self.transaction() as c:
+                self._join_pending(c)
         return comment_id, label_id
 
     def _add_pending(

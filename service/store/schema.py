@@ -113,13 +113,16 @@ labels = Table(
     Index("ix_labels_comment_task", "comment_id", "task", "id"),
 )
 
-# A label by guid for a check not yet recorded (still in some worker's write-behind
-# queue): kept here and joined to its comment when the check lands (store.join_pending).
+# A label for a check not yet recorded (still in some worker's write-behind queue),
+# joined to its comment when the check lands (store.join_pending): by guid, or, for
+# a label by text, ``copy_id`` names the copy of the comment the label was stored
+# on meanwhile and the check of the same text received before it is labelled too.
 pending_labels = Table(
     "pending_labels",
     metadata,
     Column("id", Integer, primary_key=True),
-    Column("guid", String(36), nullable=False, index=True),
+    Column("guid", String(36), nullable=False, index=True),  # "" for a label by text
+    Column("copy_id", Integer, nullable=True),
     Column("site_id", Integer, nullable=True),  # the labelling site: must own the comment
     Column("label", String(16), nullable=False),
     Column("source", String(16), nullable=False),
