@@ -93,6 +93,22 @@ def test_gate_decision(sites: Comparison, elsewhere: Comparison, passed: bool, w
     assert result.reasons[-1] == result.verdict
 
 
+def test_one_class_of_site_labels_is_decided_by_the_verdicts_that_match_them() -> None:
+    """A site that lately labelled only spam (or one comment) makes MCC 0 for every
+    model: the gate compares the share of those labels each model gets right."""
+    def site(tp: int, fn: int) -> dict[str, float]:
+        return {**BASE, "mcc": 0.0, "accuracy": tp / (tp + fn), "tp": tp, "fn": fn,
+                "tn": 0, "fp": 0}
+
+    worse = Comparison("sites", 1, site(0, 1), site(1, 0))
+    result = decide_gate(worse, NONE, "spam-x", {"overall": dict(BASE)}, {})
+    assert not result.passed and "worse than the serving model" in result.verdict
+    assert "all spam, share of them the verdict matches candidate 0.000 vs serving 1.000" in (
+        result.reasons[0])
+    better = Comparison("sites", 4, site(3, 1), site(2, 2))
+    assert decide_gate(better, NONE, "spam-x", {"overall": dict(BASE)}, {}).passed
+
+
 def test_gate_passes_without_a_serving_model_or_anything_new_to_it() -> None:
     none = Comparison("sites", 0, None, None)
     first = decide_gate(none, NONE, None, {"overall": dict(BASE)}, None)

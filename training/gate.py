@@ -220,6 +220,14 @@ def _finite(x: Any) -> bool:
     return isinstance(x, int | float) and not math.isnan(x)
 
 
+def _one_class(m: dict[str, Any]) -> str:
+    """"spam" or "ham" when every held-out label of these metrics is that one, else ""."""
+    if "tp" not in m:
+        return ""
+    spam, ham = int(m["tp"]) + int(m["fn"]), int(m["tn"]) + int(m["fp"])
+    return "spam" if not ham else "ham" if not spam else ""
+
+
 def _fmt(x: Any) -> str:
     return f"{x:.3f}" if _finite(x) else "n/a"
 
@@ -249,12 +257,17 @@ def decide_gate(
     reasons: list[str] = []
     better_on_sites: bool | None = None
     if sites.candidate is not None and sites.serving is not None and sites.n:
-        c, s = sites.candidate.get("mcc"), sites.serving.get("mcc")
+        # With one class held out (a site that has labelled only spam lately) MCC is 0
+        # for any model: the share of labels each model's verdict matches decides.
+        single = _one_class(sites.candidate)
+        metric = "accuracy" if single else "mcc"
+        c, s = sites.candidate.get(metric), sites.serving.get(metric)
         if c is not None and s is not None and _finite(c) and _finite(s):
             better_on_sites = float(c) >= float(s) - SITE_MARGIN
+            shown = (f"all {single}, share of them the verdict matches" if single else "MCC")
             reasons.append(
                 f"sites' newest labels ({sites.n} held out by time, neither model fit on "
-                f"them): MCC candidate {_fmt(c)} vs serving {_fmt(s)}, "
+                f"them): {shown} candidate {_fmt(c)} vs serving {_fmt(s)}, "
                 f"{'as good or better' if better_on_sites else 'WORSE'}; F1 "
                 f"{_fmt(sites.candidate.get('f1'))} vs {_fmt(sites.serving.get('f1'))}"
             )
