@@ -72,7 +72,8 @@ def json_body(request: Request, settings: Settings) -> Any:
 def parse_comment(obj: Any, settings: Settings, where: str = "") -> Comment:
     """Validate one JSON object into a Comment. ``where`` prefixes field names in errors."""
     if not isinstance(obj, dict):
-        raise ValidationError(f"{where or 'body'} must be a JSON object", field=where or None)
+        item = where.rstrip(".")  # "comments[3]." names the item "comments[3]"
+        raise ValidationError(f"{item or 'body'} must be a JSON object", field=item or None)
     content = obj.get("content")
     if content is None:
         raise ValidationError("'content' is required", field=f"{where}content")

@@ -18,7 +18,7 @@ from typing import Any
 
 from flask import Request
 
-from service.errors import ValidationError
+from service.errors import PayloadTooLarge, ValidationError
 
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 # In a JSON body, such a character can only arrive escaped (a raw control byte is
@@ -67,6 +67,19 @@ def refuse_in_json(value: Any, path: str = "") -> None:
             refuse_in_json(item, f"{path}[{i}]")
 
 
+def refuse_chunked_over_limit(request: Request) -> None:
+    """A 413 for a body sent without a length (chunked) that runs past the limit.
+
+    Werkzeug reads such a body only up to ``MAX_CONTENT_LENGTH`` and stops there
+    without a word, so the view saw a document cut short (a JSON body answered
+    ``invalid_json`` at the limit's offset). One byte more on the input says so."""
+    limit = request.max_content_length
+    if request.content_length is not None or limit is None:
+        return
+    if len(request.get_data(cache=True)) >= limit and request.environ["wsgi.input"].read(1):
+        raise PayloadTooLarge(f"request body is over {limit} bytes")
+
+
 def check_request(request: Request) -> None:
     """The edge check: path, query string, form (unless its blueprint decodes it), JSON body."""
     if request.view_args:
@@ -75,6 +88,7 @@ def check_request(request: Request) -> None:
         refuse_in_mapping(request.args)
     if request.method not in {"POST", "PUT", "PATCH", "DELETE"}:
         return
+    refuse_chunked_over_limit(request)
     if request.mimetype in _FORM_TYPES:
         if request.blueprint in OWN_FORM_DECODING:
             return

@@ -116,6 +116,10 @@ def site_key(url: str) -> str:
     if not raw:
         raise ValidationError("a site URL is required", field="blog")
     parts = urlsplit(raw if "://" in raw else f"http://{raw}")
+    if parts.scheme.lower() not in ("http", "https"):
+        raise ValidationError(
+            f"{url!r} is not a site URL: a site is served over http or https", field="blog"
+        )
     if not parts.hostname:
         raise ValidationError(f"{url!r} is not a site URL", field="blog")
     host = parts.hostname.lower().removeprefix("www.")
