@@ -282,6 +282,7 @@ def retrain(
     if base and not files:
         streams = [shipped_source()]
         description = ["YouTube Spam Collection v1 (shipped, CC BY 4.0)",
+                       "SMS Spam Collection v.1 (shipped; see its ATTRIBUTION.md)",
                        "discussion comments as ham (shipped; see ATTRIBUTION.md)"]
     if store is not None:
         store.join_pending()  # labels that waited for their check

@@ -186,7 +186,8 @@ def train(
 ) -> None:
     """Train a candidate from stored labels plus --data files, gate it, maybe promote it.
 
-    Without --data the shipped YouTube set is added as a base. The gate scores
+    Without --data the shipped base set (YouTube and SMS spam collections,
+    discussion comments as ham) is added. The gate scores
     the candidate and the serving model on the same held-out labels; the HTML
     report is written next to the model (GET /models/VERSION/report).
     """
