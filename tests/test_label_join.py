@@ -181,6 +181,24 @@ def _post(conn: http.client.HTTPConnection, path: str, body: bytes,
     return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
 
 
+def _labelled_within(store: Store, guids: list[str], wanted: int, seconds: float) -> int:
+    """How many of the comments with these guids hold a label, waiting up to ``seconds``
+    for ``wanted`` of them (checks land from the workers' write-behind meanwhile)."""
+    deadline = time.monotonic() + seconds
+    labelled = 0
+    while time.monotonic() < deadline:
+        store.join_pending()
+        labelled = store.read(lambda c: c.execute(
+            select(func.count(func.distinct(t.labels.c.comment_id)))
+            .select_from(t.labels.join(t.comments, t.comments.c.id == t.labels.c.comment_id))
+            .where(t.comments.c.guid.in_(guids))
+        ).scalar_one())
+        if labelled == wanted:
+            break
+        time.sleep(0.5)
+    return labelled
+
+
 @pytest.mark.slow
 def test_no_label_lost_across_four_workers(
     serve: Callable[..., str], sqlite_url: str, tmp_path: Path
@@ -198,7 +216,8 @@ def test_no_label_lost_across_four_workers(
                                  "COMMENTMOD_WRITE_BEHIND_INTERVAL_SECONDS": "1.0"})
     host = urllib.parse.urlsplit(base)
     pairs, lost, pending, guids = 2000, 0, 0, []
-    conns = [http.client.HTTPConnection(host.hostname, host.port, timeout=30) for _ in range(2)]
+    conns = [http.client.HTTPConnection(host.hostname or "127.0.0.1", host.port, timeout=30)
+             for _ in range(2)]
     for i in range(pairs):
         # Two connections: gunicorn hands them to different workers, so the label
         # often reaches a worker that does not hold the check in its queue.
@@ -229,18 +248,7 @@ def test_no_label_lost_across_four_workers(
         guids.append(guid)
     assert lost == 0
     assert pending > pairs // 10  # the race was there: labels arrived before their checks
-    deadline = time.monotonic() + 30
-    labelled = 0
-    while time.monotonic() < deadline:
-        store.join_pending()
-        labelled = store.read(lambda c: c.execute(
-            select(func.count(func.distinct(t.labels.c.comment_id)))
-            .select_from(t.labels.join(t.comments, t.comments.c.id == t.labels.c.comment_id))
-            .where(t.comments.c.guid.in_(guids))
-        ).scalar_one())
-        if labelled == pairs:
-            break
-        time.sleep(0.5)
+    labelled = _labelled_within(store, guids, pairs, seconds=30)
     assert labelled == pairs, f"{pairs - labelled} labels lost"
     assert store.pending_count() == 0
     time.sleep(1.5)  # every worker's label memory refreshes within a second
@@ -272,7 +280,8 @@ def test_no_label_by_text_lost_across_four_workers(
     base = serve(workers=4, env={"COMMENTMOD_ENV": "development",
                                  "COMMENTMOD_WRITE_BEHIND_INTERVAL_SECONDS": "1.0"})
     host = urllib.parse.urlsplit(base)
-    conns = [http.client.HTTPConnection(host.hostname, host.port, timeout=30) for _ in range(2)]
+    conns = [http.client.HTTPConnection(host.hostname or "127.0.0.1", host.port, timeout=30)
+             for _ in range(2)]
     auth = {"api_key": key, "blog": "https://news.example", "user_ip": "10.0.0.1"}
     pairs, guids = 400, []
     for i in range(pairs):
@@ -298,18 +307,7 @@ def test_no_label_by_text_lost_across_four_workers(
             r = label_conn.getresponse()
             assert r.status == 200, r.read()
             r.read()
-    deadline = time.monotonic() + 30
-    labelled = 0
-    while time.monotonic() < deadline:
-        store.join_pending()
-        labelled = store.read(lambda c: c.execute(
-            select(func.count(func.distinct(t.labels.c.comment_id)))
-            .select_from(t.labels.join(t.comments, t.comments.c.id == t.labels.c.comment_id))
-            .where(t.comments.c.guid.in_(guids))
-        ).scalar_one())
-        if labelled == pairs:
-            break
-        time.sleep(0.5)
+    labelled = _labelled_within(store, guids, pairs, seconds=30)
     assert labelled == pairs, f"{pairs - labelled} checked comments left unlabelled"
     assert store.pending_count() == 0
     store.engine.dispose()
