@@ -133,10 +133,13 @@ def test_comment_check_records_the_comment(client: FlaskClient, key: str, app: F
     assert "HTTP_COOKIE" not in row["extra"]  # unknown fields are ignored, not kept
 
 
-def test_akismet_test_conventions(client: FlaskClient, key: str) -> None:
+def test_akismet_test_conventions(client: FlaskClient, key: str, app: Flask) -> None:
     r = check(client, key, comment_author="akismet-guaranteed-spam", comment_content=HAM)
     assert_text(r, b"true")
     assert "X-akismet-pro-tip" not in r.headers  # plain spam, as Akismet answers it
+    # A site testing its integration: kept as test traffic, out of the moderation queue.
+    row = store_of(app).find_comment(guid=r.headers["X-akismet-guid"])
+    assert row is not None and row["is_test"] is True and row["verdict"] == "spam"
     r = check(client, key, comment_author="viagra-test-123", comment_content=HAM)
     assert_text(r, b"true")
     r = check(client, key, comment_author_email="akismet-guaranteed-spam@example.com",

@@ -77,6 +77,18 @@ def test_train_missing_file(env: dict[str, str], tmp_path: Path) -> None:
     assert "no such file" in result.output
 
 
+def test_a_commands_refusal_is_one_error_line_like_every_other(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    """A command's own refusal reads like a domain error ("error: ..."), not click's
+    "Error: ..."; a usage error keeps click's usage text."""
+    result = CliRunner().invoke(main, ["evaluate", "--data", str(tmp_path / "nope")], env=env)
+    assert result.exit_code == 1
+    assert result.output.startswith("error: ") and "Error:" not in result.output
+    usage = CliRunner().invoke(main, ["evaluate", "--protocol", "nope"], env=env)
+    assert usage.exit_code == 2 and "Usage:" in usage.output
+
+
 def test_evaluate_holdout_compares_with_the_baselines(env: dict[str, str], tmp_path: Path) -> None:
     """What the README's table says: the held-out split, beside bogofilter and TF-IDF."""
     data = str(small_dataset(tmp_path))
@@ -169,3 +181,12 @@ def test_the_cli_finds_the_same_state_from_any_directory(
     assert "news.example" in listing.stdout
     assert "new, empty database" not in listing.stderr
     assert not [p for p in (tmp_path / "a", tmp_path / "b") if any(p.iterdir())]
+
+
+def test_models_list_shows_each_familys_own_figures() -> None:
+    from service.cli.main import model_figures
+
+    assert model_figures({"accuracy": 0.98, "mcc": 0.93}) == "acc=0.9800 mcc=0.9300"
+    toxicity = {"TOXICITY": {"n": 10, "roc_auc": 0.947}, "INSULT": {"roc_auc": 0.9}}
+    assert model_figures(toxicity) == "TOXICITY auc=0.9470"
+    assert model_figures({}) == "acc=nan mcc=nan"  # a version saved without an evaluation

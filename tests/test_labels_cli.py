@@ -54,6 +54,10 @@ def test_moderators_create_list_assign_disable(cli, db: Store) -> None:  # type:
             stdin=PASSWORD + "\n")
     assert r.exit_code == 0, r.output
     assert mods.verify(db, "alice", PASSWORD, hasher=mods.FAST) is not None
+    r = cli("moderators", "create", "carol", "--admin", stdin="")  # no terminal, no input
+    assert r.exit_code == 2 and "Aborted" not in r.output
+    assert "error: no password given and no terminal to ask for it on" in r.output
+    assert "--password-stdin" in r.output
     r = cli("moderators", "create", "root", "--admin", stdin=f"{PASSWORD}\n{PASSWORD}\n")
     assert r.exit_code == 0 and "admin" in r.output
     assert cli("moderators", "create", "alice", "--password-stdin", stdin=PASSWORD).exit_code == 2

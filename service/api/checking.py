@@ -13,7 +13,13 @@ from service import metrics
 from service.api.comments import comment_fields
 from service.resources import Resources
 from service.scoring.site_rules import site_ruleset
-from service.scoring.verdicts import DEFAULT_RULES, Outcome, Rule, score_comments
+from service.scoring.verdicts import (
+    DEFAULT_RULES,
+    GUARANTEED_SPAM_RULE,
+    Outcome,
+    Rule,
+    score_comments,
+)
 from service.store import writebehind
 from service.store.db import CheckRecord, guid_issued, now, signed_guid
 from training.text import Comment
@@ -155,7 +161,9 @@ def _finish_check(
                 discard=r.outcome.discard,
                 reasons=r.reason_dicts(),
                 model_version=r.outcome.model_version,
-                is_test=is_test,
+                # Akismet's test author is a site testing its integration: its check
+                # is kept, as test traffic, out of the moderation queue and the stats.
+                is_test=is_test or r.outcome.rule == GUARANTEED_SPAM_RULE,
                 toxicity=toxicity[i] if toxicity else None,
                 received_at=received,
             )

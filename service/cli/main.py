@@ -24,7 +24,9 @@ from service.errors import CommentmodError, ModelError
 
 
 class Group(click.Group):
-    """Turns domain errors into one clear line on stderr and exit status 2."""
+    """Turns domain errors into one clear line on stderr and exit status 2, and a
+    command's own refusal (``click.ClickException``, not a usage error, which
+    keeps click's usage text) into the same kind of line with its exit status."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -32,6 +34,11 @@ class Group(click.Group):
         except CommentmodError as exc:
             click.echo(f"error: {exc.message}", err=True)
             sys.exit(2)
+        except click.UsageError:
+            raise
+        except click.ClickException as exc:
+            click.echo(f"error: {exc.format_message()}", err=True)
+            sys.exit(exc.exit_code)
 
 
 @click.group(cls=Group)
@@ -401,11 +408,18 @@ def models_list(obj: Context) -> None:
     current = obj.registry.pointers()
     for meta in obj.registry.versions():
         mark = "*" if current.get(meta.get("family", "")) == meta["version"] else " "
-        m = meta.get("evaluation", {}).get("metrics", {})
-        click.echo(
-            f"{mark} {meta['version']}  acc={m.get('accuracy', float('nan')):.4f} "
-            f"mcc={m.get('mcc', float('nan')):.4f}  {meta.get('created_at', '')}"
-        )
+        figures = model_figures(meta.get("evaluation", {}).get("metrics", {}))
+        click.echo(f"{mark} {meta['version']}  {figures}  {meta.get('created_at', '')}")
+
+
+def model_figures(metrics: dict[str, Any]) -> str:
+    """A version's held-out figures in one line: accuracy and MCC of a spam model, the
+    TOXICITY ROC AUC of a toxicity model (one AUC per attribute, no accuracy)."""
+    toxicity = metrics.get("TOXICITY")
+    if isinstance(toxicity, dict):
+        return f"TOXICITY auc={toxicity.get('roc_auc', float('nan')):.4f}"
+    return (f"acc={metrics.get('accuracy', float('nan')):.4f} "
+            f"mcc={metrics.get('mcc', float('nan')):.4f}")
 
 
 @models.command("promote")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,26 @@ def _obj() -> Any:
 
 def _hasher() -> Any:
     return mods.hasher_for(_obj().settings.password_hash_cost)
+
+
+def _password(prompt: str, from_stdin: bool) -> str:
+    """The first line of stdin, or a hidden prompt with confirmation.
+
+    Without a terminal, getpass warns that it cannot hide the input and a closed
+    stdin ends the prompt with click's bare "Aborted!": say what to do instead."""
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", getpass.GetPassWarning)
+            return str(click.prompt(prompt, hide_input=True, confirmation_prompt=True))
+    except click.Abort:
+        if sys.stdin.isatty():
+            raise
+        raise ValidationError(
+            "no password given and no terminal to ask for it on: pipe it in with "
+            "--password-stdin", field="password",
+        ) from None
 
 
 @click.group()
@@ -45,10 +67,7 @@ def moderators_create(name: str, admin: bool, sites: tuple[str, ...], password_s
         )
     for site in sites:  # before the password prompt, not after it
         _obj().store.site_id(site)
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-    else:
-        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    password = _password("Password", password_stdin)
     mod = mods.create(_obj().store, name, password, admin=admin, sites=sites, hasher=_hasher())
     scope = "all sites (admin)" if mod.is_admin else f"{len(mod.site_ids)} site(s)"
     click.echo(f"created moderator {mod.name}: {scope}")
@@ -73,10 +92,7 @@ def moderators_list(as_json: bool) -> None:
 def moderators_password(name: str, password_stdin: bool) -> None:
     """Set a new password; every open session of the account ends."""
     mods.check_name(name)
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-    else:
-        password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
+    password = _password("New password", password_stdin)
     mods.set_password(_obj().store, name, password, hasher=_hasher())
     click.echo(f"new password for moderator {name}; their open sessions have ended")
 

@@ -18,6 +18,7 @@ from training.text import Comment
 
 GUARANTEED_SPAM_AUTHORS = frozenset({"akismet-guaranteed-spam", "viagra-test-123"})
 GUARANTEED_SPAM_EMAIL = "akismet-guaranteed-spam@example.com"
+GUARANTEED_SPAM_RULE = "guaranteed_spam"  # the rule's name in an Outcome
 
 
 class Verdict(StrEnum):
@@ -44,7 +45,7 @@ def akismet_test_rule(c: Comment) -> RuleHit | None:
         c.author.strip().lower() in GUARANTEED_SPAM_AUTHORS
         or c.author_email.strip().lower() == GUARANTEED_SPAM_EMAIL
     ):
-        return RuleHit("guaranteed_spam", "Akismet test author 'akismet-guaranteed-spam'", 1.0)
+        return RuleHit(GUARANTEED_SPAM_RULE, "Akismet test author 'akismet-guaranteed-spam'", 1.0)
     if c.user_role.strip().lower() == "administrator":
         return RuleHit("administrator", "posted by a site administrator", 0.0)
     return None

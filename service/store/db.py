@@ -566,8 +566,9 @@ class Store:
         A site's label by text found no comment with that text and was stored on a
         new copy (``copy_id``). The check it was meant for is a comment of the same
         site with the same normalised text, received no later than the label
-        (:data:`TEXT_LABEL_SLACK_SECONDS` allows for clocks of other hosts) and
-        recorded after the copy. Each such label is added to the oldest such check;
+        (:data:`TEXT_LABEL_SLACK_SECONDS` allows for clocks of other hosts), not a
+        copy. Each such label is added to the newest such check, as a label by text
+        goes to the site's newest comment with that text;
         one still unmatched after :data:`TEXT_LABEL_WAIT_SECONDS` was for a comment
         never checked here, and stays on its copy alone.
         """
@@ -586,15 +587,17 @@ class Store:
                 done.append(r.id)
                 continue
             site = cm.c.site_id.is_(None) if r.site_id is None else cm.c.site_id == r.site_id
+            # Any id: the check may have been written between the label's look-up and
+            # its copy (then its id is the smaller), and an older check of the text
+            # would have been found by the look-up and labelled without a copy.
             check = c.execute(
                 select(cm.c.id)
                 .where(
-                    cm.c.content_hash == r.content_hash, site, cm.c.id > r.copy_id,
-                    cm.c.source != "feedback",
+                    cm.c.content_hash == r.content_hash, site, cm.c.source != "feedback",
                     cm.c.received_at
                     <= r.copied_at + timedelta(seconds=TEXT_LABEL_SLACK_SECONDS),
                 )
-                .order_by(cm.c.id)
+                .order_by(cm.c.id.desc())
                 .limit(1)
             ).first()
             if check is not None:
