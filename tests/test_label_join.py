@@ -207,6 +207,24 @@ def _post(conn: http.client.HTTPConnection, path: str, body: bytes,
     return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
 
 
+def _four_workers(
+    serve: Callable[..., str], sqlite_url: str
+) -> tuple[Store, str, list[http.client.HTTPConnection]]:
+    """A migrated SQLite store with a site key, commentmod on it with 4 workers and
+    write-behind, and two connections (gunicorn hands them to different workers)."""
+    from service.store import migrate
+
+    store = Store(engine_for(sqlite_url))
+    migrate.upgrade(store.engine)
+    key, _ = store.create_key("news.example")
+    base = serve(workers=4, env={"COMMENTMOD_ENV": "development",
+                                 "COMMENTMOD_WRITE_BEHIND_INTERVAL_SECONDS": "1.0"})
+    host = urllib.parse.urlsplit(base)
+    conns = [http.client.HTTPConnection(host.hostname or "127.0.0.1", host.port, timeout=30)
+             for _ in range(2)]
+    return store, key, conns
+
+
 def _labelled_within(store: Store, guids: list[str], wanted: int, seconds: float) -> int:
     """How many of the comments with these guids hold a label, waiting up to ``seconds``
     for ``wanted`` of them (checks land from the workers' write-behind meanwhile)."""
@@ -231,19 +249,8 @@ def test_no_label_lost_across_four_workers(
 ) -> None:
     """2,000 check+feedback pairs back to back on 4 workers with write-behind on: 0 lost,
     over the JSON API and over Akismet; then every labelled comment answers with its label."""
-    from service.store.db import Store as _Store
-
-    store = _Store(engine_for(sqlite_url))
-    from service.store import migrate
-
-    migrate.upgrade(store.engine)
-    key, _ = store.create_key("news.example")
-    base = serve(workers=4, env={"COMMENTMOD_ENV": "development",
-                                 "COMMENTMOD_WRITE_BEHIND_INTERVAL_SECONDS": "1.0"})
-    host = urllib.parse.urlsplit(base)
+    store, key, conns = _four_workers(serve, sqlite_url)
     pairs, lost, pending, guids = 2000, 0, 0, []
-    conns = [http.client.HTTPConnection(host.hostname or "127.0.0.1", host.port, timeout=30)
-             for _ in range(2)]
     for i in range(pairs):
         # Two connections: gunicorn hands them to different workers, so the label
         # often reaches a worker that does not hold the check in its queue.
@@ -297,17 +304,7 @@ def test_no_label_by_text_lost_across_four_workers(
     """200 check + label-by-text pairs (Akismet submit-spam without a guid, and JSON
     feedback with the content only), each label sent to another connection than its
     check, on 4 workers with write-behind on: every checked comment is labelled."""
-    from service.store import migrate
-    from service.store.db import Store as _Store
-
-    store = _Store(engine_for(sqlite_url))
-    migrate.upgrade(store.engine)
-    key, _ = store.create_key("news.example")
-    base = serve(workers=4, env={"COMMENTMOD_ENV": "development",
-                                 "COMMENTMOD_WRITE_BEHIND_INTERVAL_SECONDS": "1.0"})
-    host = urllib.parse.urlsplit(base)
-    conns = [http.client.HTTPConnection(host.hostname or "127.0.0.1", host.port, timeout=30)
-             for _ in range(2)]
+    store, key, conns = _four_workers(serve, sqlite_url)
     auth = {"api_key": key, "blog": "https://news.example", "user_ip": "10.0.0.1"}
     pairs, guids = 200, []
     for i in range(pairs):
