@@ -405,6 +405,7 @@ def models() -> None:
 @models.command("list")
 @pass_ctx
 def models_list(obj: Context) -> None:
+    """Every saved version with its held-out figures; * marks each family's current one."""
     current = obj.registry.pointers()
     for meta in obj.registry.versions():
         mark = "*" if current.get(meta.get("family", "")) == meta["version"] else " "
@@ -474,6 +475,7 @@ def models_compile(obj: Context, versions: tuple[str, ...]) -> None:
 @click.option("--family", default="spam", show_default=True)
 @pass_ctx
 def models_rollback(obj: Context, family: str) -> None:
+    """Make the family's previous current version current again."""
     from service.cli.retrain import announce
 
     version = obj.registry.rollback(family)

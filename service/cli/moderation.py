@@ -76,6 +76,7 @@ def moderators_create(name: str, admin: bool, sites: tuple[str, ...], password_s
 @moderators.command("list")
 @click.option("--json", "as_json", is_flag=True)
 def moderators_list(as_json: bool) -> None:
+    """Every account: name, active or disabled, the sites it moderates (or admin)."""
     rows = mods.list_all(_obj().store)
     if as_json:
         click.echo(json.dumps(rows, default=str, indent=2))
@@ -114,6 +115,7 @@ def moderators_disable(name: str, enable: bool) -> None:
 def moderators_assign(
     name: str, add: tuple[str, ...], remove: tuple[str, ...], admin: bool | None
 ) -> None:
+    """Add or remove the sites an account moderates, or grant or revoke admin."""
     mod = mods.assign(_obj().store, name, add=add, remove=remove, admin=admin)
     scope = "all sites (admin)" if mod.is_admin else f"{len(mod.site_ids)} site(s)"
     click.echo(f"moderator {mod.name}: {scope}")
@@ -153,6 +155,7 @@ def labels_import(file: Path, fmt: str | None, actor: str) -> None:
 @click.option("--history", is_flag=True, help="every label, not only the newest per comment")
 @click.option("--include-test", is_flag=True, help="include is_test traffic")
 def labels_export(fmt: str, output: Path | None, history: bool, include_test: bool) -> None:
+    """Write the stored labels with their comments (personal data: the export is audited)."""
     store = _obj().store
     rows = label_io.export_rows(store, history=history, include_test=include_test)
     # An export carries personal data out of the database: record who took what.
