@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from typing import Any
 
 import joblib
 import pytest
@@ -304,3 +305,91 @@ def test_transform_accepts_strings_and_dicts() -> None:
     features = CommentFeatures().fit([t for t, _ in TINY])
     a = features.transform(["free money", {"content": "free money", "unknown": 1}])
     assert (a[0] != a[1]).nnz == 0
+
+
+# --- the backoff: signals alone where the words are unknown -------------------
+
+BACKOFF_TRAIN = [
+    ("Check out my channel http://bit.ly/a1 and subscribe!!!", 1),
+    ("Win a free prize now, call 0800 123 4567", 1),
+    ("Earn $500 a day from home, visit http://money.example", 1),
+    ("Great article, I agree with the council's decision", 0),
+    ("The vote was closer than the polls said it would be", 0),
+    ("Thanks for the thoughtful reporting on the flood damage", 0),
+] * 3
+
+
+def _backoff_pipeline() -> object:
+    from training.train import build_pipeline
+
+    texts, labels = zip(*BACKOFF_TRAIN, strict=True)
+    return build_pipeline({"C": 20.0}).fit(list(texts), list(labels))
+
+
+def test_familiarity_counts_letters_of_known_words() -> None:
+    from training.text import familiarity, unfamiliar
+
+    known = {"great", "article"}
+    assert familiarity("great article", known) == 1.0
+    assert familiarity("great article zzzzzzzzzzzzz", known) == pytest.approx(12 / 25)
+    # Chinese has no spaces: one sentence is one long unknown "word", not "too few words".
+    assert familiarity("恭喜您获得本期大奖请回复", known) == 0.0
+    assert unfamiliar("恭喜您获得本期大奖请回复", known)
+    # Links and numbers are the signals' business; too few letters cannot tell.
+    assert familiarity("xurlx xurl_zzzzzzzzzz_com xnumx great", known) is None
+    assert familiarity("ok", known) is None and not unfamiliar("ok", known)
+
+
+def test_an_unfamiliar_row_is_read_by_the_backoff_block_only() -> None:
+    from training.text import BACKOFF_GATE
+
+    pipe: Any = _backoff_pipeline()
+    features = pipe.named_steps["features"]
+    names = list(features.get_feature_names_out())
+    familiar, foreign = features.transform(
+        ["Great article about the vote", "Заработок онлайн, пишите в личку http://bit.ly/x"]
+    ).toarray()
+    start = names.index("backoff:has_link")
+    assert not familiar[start:].any() and familiar[:start].any()
+    assert not foreign[:start].any()
+    assert foreign[names.index(BACKOFF_GATE)] == 1.0
+    assert foreign[names.index("backoff:has_link")] == 1.0  # unweighted signal values
+
+
+def test_familiar_comments_score_as_the_plain_logistic_regression() -> None:
+    from training.train import build_pipeline
+
+    texts, labels = zip(*BACKOFF_TRAIN, strict=True)
+    plain = build_pipeline({"backoff": False}).fit(list(texts), list(labels))
+    pipe: Any = _backoff_pipeline()
+    probe = ["Check out my prize channel", "I agree with the article", "free vote now"]
+    assert pipe.predict_proba(probe)[:, 1] == pytest.approx(plain.predict_proba(probe)[:, 1],
+                                                           abs=1e-12)
+
+
+def test_an_unfamiliar_comment_is_scored_by_its_signals_less_script_and_wp_list() -> None:
+    from training.features import BACKOFF_EXCLUDED
+
+    pipe: Any = _backoff_pipeline()
+    coef = dict(zip(pipe.named_steps["features"].get_feature_names_out(),
+                    pipe.named_steps["clf"].coef_[0], strict=True))
+    for name in BACKOFF_EXCLUDED:
+        assert coef[f"backoff:{name}"] == 0.0
+    assert coef["backoff:has_link"] > 0
+    # Two unfamiliar comments with the same signals get the same score, whatever the words.
+    a, b, link = pipe.predict_proba(
+        ["спасибо за статью, очень интересно", "cảm ơn bài viết rất hay, tôi đồng ý",
+         "спасибо за статью, очень интересно http://bit.ly/x"])[:, 1]
+    assert a == pytest.approx(b, abs=1e-12)
+    assert link > a
+
+
+def test_backoff_logistic_refuses_features_without_its_block() -> None:
+    import numpy as np
+
+    from training.features import BackoffLogistic
+
+    with pytest.raises(ValueError, match="backoff"):
+        BackoffLogistic().fit(np.ones((4, 3)), [0, 1, 0, 1])
+    with pytest.raises(ValueError, match="use_signals"):
+        CommentFeatures(backoff=True, use_signals=False).fit(["a b c"])

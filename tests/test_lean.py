@@ -35,6 +35,10 @@ ODD_TEXTS = [
     "a" * 3000,
     "word " * 500,
     "x\ty\nz",
+    # Unfamiliar text with signals: scored by the backoff model.
+    "Заработок от 5000 руб в день!!! Пишите в личку @job_ru http://bit.ly/x",
+    "恭喜您获得本期大奖请回复领取奖金详情咨询客服 13800138000 http://t.cn/x",
+    "Cảm ơn bài viết, sản phẩm rất tốt, giao hàng nhanh",
 ]
 
 
@@ -119,6 +123,22 @@ def test_obfuscation_scores_like_the_plain_text(scorer: Scorer) -> None:
     assert hidden == pytest.approx(plain, abs=0.15)
 
 
+def test_unfamiliar_text_is_scored_by_its_signals_alone(scorer: Scorer) -> None:
+    """The compiled backoff: the same words in another order, or other unknown words
+    with the same signals, score alike; the reasons are signals only."""
+    lean = scorer.lean
+    assert lean is not None and lean.backoff_coef is not None
+    lure = "Заработок от 5000 руб в день!!! Пишите в личку @job_ru http://bit.ly/x"
+    assert lean.unfamiliar(model_text(lure))
+    other = "Доход от 5000 руб в неделю!!! Звоните сейчас @job_ru http://bit.ly/x"
+    assert lean.margin(Comment(content=lure)) == pytest.approx(
+        lean.margin(Comment(content=other)), abs=0.5)
+    margin, contributions = lean.explain(Comment(content=lure))
+    assert contributions and all(k.startswith("signal:") for k in contributions)
+    assert margin == pytest.approx(lean.margin(Comment(content=lure)), abs=1e-12)
+    assert not lean.unfamiliar(model_text("Check out my channel and subscribe"))
+
+
 def test_other_pipelines_are_not_compiled() -> None:
     from sklearn.preprocessing import FunctionTransformer
 
@@ -185,8 +205,11 @@ def _reference(scorer: Scorer, items: list[Comment], k: int) -> list[tuple[float
     out = []
     for i, comment in enumerate(items):
         row = X.getrow(i)
+        # A signal read by the backoff model is that signal; its intercept is no reason.
         contributions = {
-            str(names[j]): float(v * coef[j]) for j, v in zip(row.indices, row.data, strict=True)
+            str(names[j]).replace("backoff:", "signal:"): float(v * coef[j])
+            for j, v in zip(row.indices, row.data, strict=True)
+            if names[j] != "backoff:unfamiliar"
         }
         merged = _reference_merge(model_text(comment.content), contributions, char)
         out.append((float(probs[i]), _reference_top(merged, k, comment)))
@@ -244,7 +267,8 @@ def test_the_word_memo_is_bounded(trained_model_dir: Path) -> None:
         lean.margin(Comment(content=f"word{i} another{i} subscribe"))
     assert lean.char.memo.cache_info().currsize <= 64
     lean.char.memo.cache_clear()
-    lean.margin(Comment(content="a" * 3000 + " " + "b" * 41 + " subscribe"))
+    # Mostly known words (a comment mostly of unknown ones goes to the backoff model).
+    lean.margin(Comment(content="a" * 300 + " " + "b" * 41 + " subscribe" * 80))
     assert lean.char.memo.cache_info().currsize == 1  # long words are not kept
 
 

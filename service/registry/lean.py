@@ -7,7 +7,9 @@ Python dicts. :func:`compile_pipeline` reads the fitted vectorisers and the
 logistic regression once, at load time, and :class:`LeanScorer` reproduces the
 pipeline's decision function exactly: the same analysers (``model_text``, the
 token pattern, word n-grams, ``char_wb`` n-grams), sublinear tf, idf, L2
-normalisation per block, the signal block and the intercept. Tests hold it to
+normalisation per block, the signal block and the intercept, and for a comment
+the word block mostly cannot read, the backoff model over its signals alone
+(training.features.BackoffLogistic). Tests hold it to
 scikit-learn's probabilities within 1e-9. The saved artifact stays the plain
 Pipeline; this is only a faster way of evaluating it.
 """
@@ -32,10 +34,15 @@ from training.text import (
     char_wb_ngrams,
     model_text,
     signal_vector,
+    unfamiliar,
     word_key,
 )
 
-TABLES_FORMAT = 1  # version of the tables' layout (to_tables / from_tables)
+# Version of the tables' layout (to_tables / from_tables). 2 added the backoff
+# model; tables of format 1 (no backoff) still load, and code that reads only 1
+# refuses format 2 rather than score without the backoff.
+TABLES_FORMAT = 2
+READABLE_FORMATS = frozenset({1, 2})
 
 # Words whose known char n-grams (and word: key) each compiled model remembers:
 # common words recur across comments. Full, the two memos took about 3 MB with
@@ -317,12 +324,36 @@ class LeanScorer:
         char: _CharBlock | None,
         signal_coef: list[float] | None,
         intercept: float,
+        backoff: tuple[list[float], float, float] | None = None,
     ) -> None:
         self.word = word
         self.char = char
         self.signal_coef = signal_coef
         self.intercept = intercept
         self.char_ngrams = char.ngram_range if char is not None else None
+        # The signals-alone model for unfamiliar comments: a weight per signal (of
+        # SIGNALS), what it adds to ``intercept``, and the share of known letters
+        # under which a comment is its.
+        self.backoff_coef: list[float] | None = None if backoff is None else backoff[0]
+        self.backoff_shift = 0.0 if backoff is None else backoff[1]
+        self.backoff_share = 0.0 if backoff is None else backoff[2]
+
+    def unfamiliar(self, text: str) -> bool:
+        """Whether the backoff model scores this ``model_text`` (never without one)."""
+        return self.backoff_coef is not None and unfamiliar(text, self.word.weights,
+                                                            self.backoff_share)
+
+    def _backoff_margin(self, comment: Comment, explain: dict[str, float] | None) -> float:
+        """The signals model's log-odds, added in the order scikit-learn's row is."""
+        total = self.intercept
+        for signal, value, coef in zip(SIGNALS, signal_vector(comment), self.backoff_coef or (),
+                                       strict=True):
+            if value:
+                contribution = value * coef
+                total += contribution
+                if explain is not None and contribution:
+                    explain["signal:" + signal.name] = contribution
+        return total + self.backoff_shift
 
     def margin(
         self, comment: Comment, explain: dict[str, float] | None = None, text: str | None = None
@@ -333,6 +364,8 @@ class LeanScorer:
         ``text`` is ``model_text(comment.content)`` when the caller already has it.
         """
         text = model_text(comment.content) if text is None else text
+        if self.unfamiliar(text):
+            return self._backoff_margin(comment, explain)
         total = self.intercept + self.word.margin(text, explain)
         if self.char is not None:
             hits = self.char.hits(text)
@@ -349,6 +382,8 @@ class LeanScorer:
         each word into n-grams at most once."""
         text = model_text(comment.content) if text is None else text
         contributions: dict[str, float] = {}
+        if self.unfamiliar(text):
+            return self._backoff_margin(comment, contributions), contributions
         total = self.intercept + self.word.margin(text, contributions)
         hits = self.char.hits(text) if self.char is not None else None
         if hits is not None:
@@ -386,6 +421,10 @@ class LeanScorer:
             "intercept": self.intercept,
             "signals": [s.name for s in SIGNALS] if self.signal_coef is not None else None,
             "signal_coef": self.signal_coef,
+            "backoff": None if self.backoff_coef is None else {
+                "coef": self.backoff_coef, "shift": self.backoff_shift,
+                "share": self.backoff_share,
+            },
             "word": {
                 "token_pattern": self.word.token_pattern,
                 "ngram_range": list(self.word.ngram_range),
@@ -403,9 +442,9 @@ class LeanScorer:
     def from_tables(cls, tables: dict[str, Any], memo_size: int = WORD_MEMO_SIZE) -> LeanScorer:
         """The scorer :meth:`to_tables` describes; ValueError when the tables do not fit
         this code (another layout, other signals)."""
-        if tables.get("format") != TABLES_FORMAT:
+        if tables.get("format") not in READABLE_FORMATS:
             raise ValueError(f"compiled tables of format {tables.get('format')!r}, "
-                             f"this code reads {TABLES_FORMAT}")
+                             f"this code reads {sorted(READABLE_FORMATS)}")
         signal_coef = tables.get("signal_coef")
         if signal_coef is not None and tables.get("signals") != [s.name for s in SIGNALS]:
             raise ValueError("compiled with other hand-made signals than this code computes")
@@ -417,8 +456,13 @@ class LeanScorer:
         char = None if c is None else _CharBlock(
             _table_weights(c), (int(c["ngram_range"][0]), int(c["ngram_range"][1])),
             bool(c["sublinear"]), memo_size)
+        b = tables.get("backoff")
+        if b is not None and signal_coef is None:
+            raise ValueError("a backoff model needs the signal block")
+        backoff = None if b is None else (
+            [float(x) for x in b["coef"]], float(b["shift"]), float(b["share"]))
         return cls(word, char, None if signal_coef is None else [float(x) for x in signal_coef],
-                   float(tables["intercept"]))
+                   float(tables["intercept"]), backoff)
 
 
 def sigmoid(margin: float) -> float:
@@ -463,6 +507,13 @@ def compile_pipeline(pipeline: Any, memo_size: int = WORD_MEMO_SIZE) -> LeanScor
             return None  # fitted with a signal this code does not compute
         # A signal the model was fitted without weighs nothing.
         signal_coef = [fitted.get(s.name, 0.0) for s in SIGNALS]
+    backoff = None
+    if getattr(features, "backoff", False):
+        start = features.n_word_ + features.n_char_ + len(features.fitted_signals())
+        if features.fitted_signals() != [s.name for s in SIGNALS]:
+            return None  # BackoffLogistic reads every signal of this code, in order
+        backoff = ([float(row[start + i]) for i in range(len(SIGNALS))],
+                   float(row[start + len(SIGNALS)]), float(features.backoff_share))
     word_block = _word_block(_weights(word, row, 0), word.token_pattern,
                              (word.ngram_range[0], word.ngram_range[1]), bool(word.sublinear_tf))
-    return LeanScorer(word_block, char_block, signal_coef, float(clf.intercept_[0]))
+    return LeanScorer(word_block, char_block, signal_coef, float(clf.intercept_[0]), backoff)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import gc
 import logging
 import math
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -25,11 +24,12 @@ from service.errors import ModelError
 from service.registry.lean import LeanScorer, compile_pipeline, sigmoid
 from service.registry.versions import LoadedModel, Registry
 from training.text import (
-    NUMBER_TOKEN,
+    BACKOFF_GATE,
+    BACKOFF_PREFIX,
     SIGNAL_INDEX,
     SIGNALS,
-    URL_TOKEN,
     Comment,
+    familiarity,
     merge_contributions,
     model_text,
     top_reasons,
@@ -37,12 +37,6 @@ from training.text import (
 
 log = logging.getLogger(__name__)
 
-# Discard is safe only on the kind of text the model's discard threshold was
-# measured on: a comment with fewer than FAMILIAR_SHARE of its words known to the
-# model (another script, language or jargon) is never discarded (scoring.decide).
-FAMILIAR_SHARE = 0.6
-FAMILIAR_MIN_WORDS = 3
-PLACEHOLDERS = frozenset({URL_TOKEN, NUMBER_TOKEN})
 
 SMOKE_COMMENTS = (
     Comment(content="Check out my channel and subscribe http://bit.ly/x"),
@@ -125,21 +119,17 @@ class Scorer:
         return out
 
     def familiarity(self, comment: Comment) -> float | None:
-        """Share of the comment's words the model met in training (None: cannot tell,
-        or too few words). Text in an unseen script or vocabulary scores near 0."""
+        """Share of the comment's letters in words the model met in training (None:
+        cannot tell, or too few letters). Text in an unseen script or vocabulary
+        scores near 0."""
         vocab: Any = None
-        pattern = r"(?u)\b\w+\b"
         if self.lean is not None:
-            vocab, pattern = self.lean.word.weights, self.lean.word.token_pattern
+            vocab = self.lean.word.weights
         elif self._features is not None and hasattr(self._features, "word_"):
             vocab = self._features.word_.vocabulary_
         if vocab is None:
             return None
-        words = [w for w in re.findall(pattern, model_text(comment.content))
-                 if w not in PLACEHOLDERS]
-        if len(words) < FAMILIAR_MIN_WORDS:
-            return None
-        return sum(w in vocab for w in words) / len(words)
+        return familiarity(model_text(comment.content), vocab)
 
     def signal_weight(self, name: str) -> float | None:
         """The coefficient of the hand-made signal ``name`` (``flood``...), or None when
@@ -151,8 +141,8 @@ class Scorer:
                 return None
             index = SIGNAL_INDEX.get(name)
             return None if index is None else self.lean.signal_coef[index]
-        total = len(self._coef)
-        for i in range(max(total - len(SIGNALS), 0), total):
+        total = len(self._coef)  # the signals, then (with a backoff) its block
+        for i in range(max(total - 2 * len(SIGNALS) - 1, 0), total):
             if self._name(i) == f"signal:{name}":
                 return float(self._coef[i])
         return None
@@ -169,8 +159,11 @@ class Scorer:
         contributions = {}
         for j, v in zip(row.indices, row.data, strict=True):
             name = str(self._name(int(j)))
-            if not name.startswith("hashed:"):  # a hashed n-gram has no words to show
-                contributions[name] = float(v * self._coef[j])
+            if name == BACKOFF_GATE or name.startswith("hashed:"):
+                continue  # the backoff's intercept; a hashed n-gram has no words to show
+            if name.startswith(BACKOFF_PREFIX):  # a signal, read by the backoff model
+                name = "signal:" + name.removeprefix(BACKOFF_PREFIX)
+            contributions[name] = float(v * self._coef[j])
         return self._reasons(comment, model_text(comment.content), contributions, k)
 
     def _reasons(

@@ -13,8 +13,8 @@ from enum import StrEnum
 from typing import Any
 
 from service.errors import ScoringBudgetExceeded
-from service.scoring.model import FAMILIAR_SHARE, Reason, Scorer
-from training.text import Comment
+from service.scoring.model import Reason, Scorer
+from training.text import FAMILIAR_SHARE, Comment
 
 GUARANTEED_SPAM_AUTHORS = frozenset({"akismet-guaranteed-spam", "viagra-test-123"})
 GUARANTEED_SPAM_EMAIL = "akismet-guaranteed-spam@example.com"
