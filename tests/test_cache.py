@@ -145,7 +145,8 @@ def test_new_model_version_misses(app: Flask, client: FlaskClient, model_dir: Pa
     assert check(client, SPAM)["cached"] is True
     loaded = res.models.registry.load(old.version)  # workers serve compiled tables only
     pipeline = loaded.pipeline
-    pipeline.set_params(clf__tol=pipeline.get_params()["clf__tol"] * 0.5)  # same model, new file
+    # A parameter changed without refitting: the same coefficients in a new file.
+    pipeline.set_params(clf__C=pipeline.get_params()["clf__C"] * 0.5)
     version = res.models.registry.save(pipeline, {k: v for k, v in loaded.metadata.items()
                                                   if k not in {"version", "sha256"}})
     res.models.registry.set_current(version, action="promote")

@@ -36,6 +36,29 @@ def test_text_unlike_the_training_data_is_never_discarded(model_dir: Path) -> No
     assert scorer.familiarity(chinese) == 0.0
 
 
+def test_text_the_model_cannot_read_is_judged_by_its_signals(model_dir: Path) -> None:
+    """Day one on a site in another language: a lure with a link is spam, a plain
+    comment is ham (not a moderator's 'unsure' for every comment), and both say how
+    they were judged."""
+    from service.scoring.verdicts import BY_SIGNALS_REASON
+
+    reg = Registry(model_dir)
+    scorer = load_scorer(reg, str(reg.current()))
+    lure = Comment(content="Заработок от 5000 руб в день! Пишите в личку http://bit.ly/xq1")
+    plain = Comment(content="Полностью согласен с автором, правительство должно было решить")
+    english = Comment(content="Great article, the council vote was close")
+    assert scorer.by_signals(lure) and scorer.by_signals(plain)
+    assert not scorer.by_signals(english)
+    # A new site: no discard (service.api.checking.discard_where_known).
+    spam, ham, familiar = score_comments(scorer, [lure, plain, english],
+                                         thresholds={"discard": 1.0})
+    assert spam.verdict is Verdict.SPAM and spam.reasons[0].description == BY_SIGNALS_REASON
+    assert {r.kind for r in spam.reasons[1:]} == {"feature"}  # signals, no words
+    assert ham.verdict is Verdict.HAM
+    assert ham.spam_probability >= scorer.thresholds["unsure"]  # the signals' base rate
+    assert all(r.description != BY_SIGNALS_REASON for r in familiar.reasons)
+
+
 @pytest.fixture
 def sqlite_store(sqlite_url: str) -> Iterator[Store]:
     s = Store(engine_for(sqlite_url))

@@ -33,6 +33,7 @@ from training.text import (
     merge_contributions,
     model_text,
     top_reasons,
+    unfamiliar,
 )
 
 log = logging.getLogger(__name__)
@@ -130,6 +131,17 @@ class Scorer:
         if vocab is None:
             return None
         return familiarity(model_text(comment.content), vocab)
+
+    def by_signals(self, comment: Comment) -> bool:
+        """Whether this model scores ``comment`` by its signals alone: it was trained
+        with the backoff and the comment is mostly words it never met."""
+        if self.lean is not None:
+            return self.lean.unfamiliar(model_text(comment.content))
+        features = self._features
+        if not getattr(features, "backoff", False):
+            return False
+        return unfamiliar(model_text(comment.content), features.word_.vocabulary_,
+                          features.backoff_share)
 
     def signal_weight(self, name: str) -> float | None:
         """The coefficient of the hand-made signal ``name`` (``flood``...), or None when

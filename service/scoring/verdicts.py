@@ -137,10 +137,28 @@ def score_comments(
             continue
         prob, reasons = next(scored)
         verdict, discard = decide(prob, limits)
+        if verdict is not Verdict.HAM and scorer.by_signals(comment):
+            verdict, reasons = _by_signals(verdict, reasons)
         if discard:
             verdict, discard, reasons = _unfamiliar(scorer, comment, verdict, reasons)
         out.append(Outcome(verdict, prob, discard, reasons, scorer.version))
     return out
+
+
+BY_SIGNALS_REASON = (
+    "text in words the model has not learned (another language?): judged by its links, "
+    "contacts and other signals alone"
+)
+
+
+def _by_signals(verdict: Verdict, reasons: list[Reason]) -> tuple[Verdict, list[Reason]]:
+    """A comment the model cannot read was scored by its signals alone
+    (training.features.BackoffLogistic). Without any, it scores the signals model's
+    base rate, above the ``unsure`` threshold chosen on the text model's scores:
+    every plain comment of a site in another language would wait for a moderator.
+    So it is spam or ham, and says how it was judged."""
+    why = Reason("rule", BY_SIGNALS_REASON, "ham" if verdict is Verdict.UNSURE else "spam", 0.0)
+    return (Verdict.HAM if verdict is Verdict.UNSURE else verdict), [why, *reasons]
 
 
 def _unfamiliar(
