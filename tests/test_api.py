@@ -106,6 +106,7 @@ def test_hostile_html_is_scored_not_interpreted(client: FlaskClient) -> None:
         ({"json": {"content": 42}}, 400, "invalid_field"),
         ({"json": {"content": None}}, 400, "invalid_field"),
         ({"json": {"content": "   "}}, 400, "invalid_field"),
+        ({"json": {"content": "\u200b\u200b \u200d\ufeff\u00ad"}}, 400, "invalid_field"),
         ({"json": {"content": "hi", "author": {"a": 1}}}, 400, "invalid_field"),
         ({"json": {"content": "x" * 20_001}}, 400, "invalid_field"),
         ({"json": {"content": "hi", "author_url": "u" * 2_001}}, 400, "invalid_field"),

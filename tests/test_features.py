@@ -340,6 +340,19 @@ def test_familiarity_counts_letters_of_known_words() -> None:
     assert familiarity("ok", known) is None and not unfamiliar("ok", known)
 
 
+def test_unreadable_counts_letter_pairs_the_character_block_knows() -> None:
+    from training.text import unreadable
+
+    pairs = {"su", "ub", "bs", "sc", "cr", "ri", "ib", "be", "me", "pl", "lz"}
+    # Slang and typos: unknown words, known pairs; the text model reads them.
+    assert not unreadable(["subscribe", "me", "plzzzzzzzz"], pairs)
+    assert unreadable(["恭喜您获得本期大奖请回复"], pairs)
+    assert unreadable(["заработок", "онлайн", "пишите"], pairs)
+    # Links and numbers are left out; too few pairs cannot tell.
+    assert unreadable(["заработок", "xurlx", "xurl_subscribe_com", "xnumx"], pairs)
+    assert not unreadable(["хм", "xurlx", "xurl_zzzzzzzzz_com"], pairs)
+
+
 def test_an_unfamiliar_row_is_read_by_the_backoff_block_only() -> None:
     from training.text import BACKOFF_GATE
 
@@ -378,7 +391,7 @@ def test_an_unfamiliar_comment_is_scored_by_its_signals_less_script_and_wp_list(
     assert coef["backoff:has_link"] > 0
     # Two unfamiliar comments with the same signals get the same score, whatever the words.
     a, b, link = pipe.predict_proba(
-        ["спасибо за статью, очень интересно", "cảm ơn bài viết rất hay, tôi đồng ý",
+        ["спасибо за статью, очень интересно", "这篇文章写得很好，我同意作者的观点",
          "спасибо за статью, очень интересно http://bit.ly/x"])[:, 1]
     assert a == pytest.approx(b, abs=1e-12)
     assert link > a
@@ -393,3 +406,5 @@ def test_backoff_logistic_refuses_features_without_its_block() -> None:
         BackoffLogistic().fit(np.ones((4, 3)), [0, 1, 0, 1])
     with pytest.raises(ValueError, match="use_signals"):
         CommentFeatures(backoff=True, use_signals=False).fit(["a b c"])
+    with pytest.raises(ValueError, match="use_chars"):
+        CommentFeatures(backoff=True, use_chars=False).fit(["a b c"])

@@ -37,23 +37,26 @@ def test_text_unlike_the_training_data_is_never_discarded(model_dir: Path) -> No
 
 
 def test_text_the_model_cannot_read_is_judged_by_its_signals(model_dir: Path) -> None:
-    """Day one on a site in another language: a lure with a link is spam, a plain
-    comment is ham (not a moderator's 'unsure' for every comment), and both say how
-    they were judged."""
+    """Day one on a site in another language: a lure with a link is spam, a reader
+    citing a source by its link is only unsure, a plain comment is ham (not a
+    moderator's 'unsure' for every comment), and each says how it was judged."""
     from service.scoring.verdicts import BY_SIGNALS_REASON
 
     reg = Registry(model_dir)
     scorer = load_scorer(reg, str(reg.current()))
     lure = Comment(content="Заработок от 5000 руб в день! Пишите в личку http://bit.ly/xq1")
     plain = Comment(content="Полностью согласен с автором, правительство должно было решить")
+    source = Comment(content="Вот ссылка на оригинал новости https://ria.ru/20240312/economy"
+                             " там цифры немного другие")
     english = Comment(content="Great article, the council vote was close")
-    assert scorer.by_signals(lure) and scorer.by_signals(plain)
+    assert scorer.by_signals(lure) and scorer.by_signals(plain) and scorer.by_signals(source)
     assert not scorer.by_signals(english)
     # A new site: no discard (service.api.checking.discard_where_known).
-    spam, ham, familiar = score_comments(scorer, [lure, plain, english],
-                                         thresholds={"discard": 1.0})
+    spam, ham, cited, familiar = score_comments(scorer, [lure, plain, source, english],
+                                                thresholds={"discard": 1.0})
     assert spam.verdict is Verdict.SPAM and spam.reasons[0].description == BY_SIGNALS_REASON
     assert {r.kind for r in spam.reasons[1:]} == {"feature"}  # signals, no words
+    assert cited.verdict is Verdict.UNSURE and cited.reasons[0].description == BY_SIGNALS_REASON
     assert ham.verdict is Verdict.HAM
     assert ham.spam_probability >= scorer.thresholds["unsure"]  # the signals' base rate
     assert all(r.description != BY_SIGNALS_REASON for r in familiar.reasons)

@@ -305,15 +305,16 @@ def _fit_systems(systems: Sequence[str], train: list[Example]) -> dict[str, Scor
     at its ``spam`` threshold, discards at ``discard``.
     """
     from training import baselines
-    from training.train import fit_with_thresholds
+    from training.train import fit_with_thresholds, spam_calls
 
     out: dict[str, Scorer] = {}
     if "commentmod" in systems:
         pipe, thr, _ = fit_with_thresholds(train)
 
         def commentmod(test: list[Example]) -> dict[str, Any]:
-            probs = [float(p) for p in pipe.predict_proba([e.comment for e in test])[:, 1]]
-            m = metrics([e.label for e in test], probs, thr["spam"], thr["discard"])
+            probs, calls = spam_calls(pipe, [e.comment for e in test], thr["spam"])
+            m = metrics([e.label for e in test], probs.tolist(), thr["spam"], thr["discard"],
+                        predicted=calls.astype(int).tolist())
             return {**m, "thresholds": thr}
 
         out["commentmod"] = commentmod

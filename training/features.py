@@ -20,7 +20,7 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin, clone
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from training.text import BACKOFF_GATE, BACKOFF_PREFIX, BACKOFF_SHARE
+from training.text import BACKOFF_GATE, BACKOFF_PREFIX, BACKOFF_SHARE, WORD_PATTERN
 from training.text import (  # re-exported: training code imports them from here
     COMMENT_FIELDS as COMMENT_FIELDS,
 )
@@ -73,7 +73,7 @@ from training.text import (
     top_reasons as top_reasons,
 )
 from training.text import (
-    unfamiliar as unfamiliar,
+    unreadable as unreadable,
 )
 from training.text import (
     url_domains as url_domains,
@@ -87,6 +87,8 @@ from training.text import (
 
 # --- the transformer ---------------------------------------------------------
 
+_WORDS = re.compile(WORD_PATTERN)
+
 
 class CommentFeatures(TransformerMixin, BaseEstimator):
     """Word n-grams, character n-grams and hand-made signals of a comment.
@@ -97,9 +99,9 @@ class CommentFeatures(TransformerMixin, BaseEstimator):
     L2-normalised text blocks.
 
     With ``backoff``, one more block follows for :class:`BackoffLogistic`: a
-    comment with under ``backoff_share`` of its letters in words the word block
-    met (:func:`unfamiliar`: another language or script) has its text and signal
-    blocks left empty and its signals,
+    comment with under ``backoff_share`` of the letter pairs of its words known to
+    the character block (:func:`~training.text.unreadable`: another language or
+    script) has its text and signal blocks left empty and its signals,
     unweighted, in this block instead, with a last column of 1. Every other
     comment leaves the block empty. Each row is then read by exactly one of two
     linear models: the text model, or the signals alone.
@@ -128,8 +130,9 @@ class CommentFeatures(TransformerMixin, BaseEstimator):
         self.backoff_share = backoff_share
 
     def fit(self, X: Iterable[Any], y: Any = None) -> CommentFeatures:
-        if self.backoff and not self.use_signals:
-            raise ValueError("backoff scores unfamiliar comments by their signals: use_signals")
+        if self.backoff and not (self.use_signals and self.use_chars):
+            raise ValueError("backoff scores comments the character block cannot read by "
+                             "their signals: it needs use_signals and use_chars")
         texts = [model_text(c.content) for c in map(_as_comment, X)]
         self.word_ = TfidfVectorizer(
             ngram_range=self.word_ngrams,
@@ -171,9 +174,10 @@ class CommentFeatures(TransformerMixin, BaseEstimator):
         X = sp.hstack(blocks, format="csr")
         if not getattr(self, "backoff", False):  # models pickled before it existed
             return X
-        vocab = self.word_.vocabulary_
-        share = self.backoff_share
-        gate = np.array([unfamiliar(t, vocab, share) for t in texts], dtype=np.float64)
+        if self.char_ is None:
+            raise ValueError("backoff needs the character block (use_chars)")
+        pairs, share, words = self.char_.vocabulary_, self.backoff_share, _WORDS.findall
+        gate = np.array([unreadable(words(t), pairs, share) for t in texts], dtype=np.float64)
         if not gate.any():
             return sp.hstack([X, sp.csr_matrix((len(comments), dense.shape[1] + 1))], format="csr")
         kept = sp.csr_matrix(sp.diags(1.0 - gate) @ X)
@@ -250,7 +254,11 @@ class BackoffLogistic(ClassifierMixin, BaseEstimator):
     (:data:`BACKOFF_EXCLUDED`).
 
     Both learn from every training row (the signals model from each row's signals,
-    wherever the features put them); ``coef_`` and ``intercept_`` are those of the
+    wherever the features put them). ``spam_threshold_`` is the signals model's own
+    spam threshold, chosen by the product's rule (``choose_thresholds``: precision
+    0.95, false positives the smaller share) on its out-of-fold scores: a comment it
+    scores is spam above it, and between the text model's spam threshold and it
+    only ``unsure`` (service.scoring.verdicts). ``coef_`` and ``intercept_`` are those of the
     first, with the second's weights in the backoff block and the difference of
     the intercepts on its last column. A row is read by one model or the other
     (the features leave the other's block empty), so ``X @ coef_ + intercept_`` is
@@ -286,6 +294,7 @@ class BackoffLogistic(ClassifierMixin, BaseEstimator):
                        X[:, text_end - n_sig:text_end].toarray() / self.signal_weight)
         keep = np.array([s.name not in BACKOFF_EXCLUDED for s in SIGNALS])
         alone = LogisticRegression(C=self.backoff_C, class_weight="balanced", max_iter=2000)
+        self.spam_threshold_ = self._own_threshold(alone, raw[:, keep], labels, weights)
         alone.fit(raw[:, keep], labels, sample_weight=weights)
         coef = np.zeros(width)
         coef[:text_end] = main.coef_[0]
@@ -296,6 +305,23 @@ class BackoffLogistic(ClassifierMixin, BaseEstimator):
         self.classes_ = main.classes_
         self.n_features_in_ = width
         return self
+
+    @staticmethod
+    def _own_threshold(model: Any, X: np.ndarray, y: np.ndarray, w: np.ndarray) -> float:
+        """The signals model's spam threshold from its own out-of-fold scores (5-fold,
+        as ``training.train.kfold_thresholds``); 1.0 (never spam, only unsure) where
+        a class has fewer than two examples."""
+        from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+        from training.evaluate import choose_thresholds
+
+        k = int(min(5, np.bincount(y, minlength=2).min()))
+        if k < 2:
+            return 1.0
+        oof = cross_val_predict(
+            clone(model), X, y, cv=StratifiedKFold(n_splits=k, shuffle=True, random_state=0),
+            method="predict_proba", params={"sample_weight": w})[:, 1]
+        return float(choose_thresholds(y.tolist(), oof.tolist())["spam"])
 
     def decision_function(self, X: Any) -> np.ndarray:
         return np.asarray(X @ self.coef_[0]).ravel() + self.intercept_[0]

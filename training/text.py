@@ -270,12 +270,16 @@ def model_text(text: str) -> str:
 # them is one "word". Links and numbers are the signals' business and do not count.
 FAMILIAR_SHARE = 0.6
 FAMILIAR_MIN_LETTERS = 8
-# The backoff reads a comment with under a fifth of its letters in known words:
-# above that, the text blocks still read a known word or its letters ("subscribe me
-# plzzzzzzz"). Chosen on the shipped data: on the YouTube videos held out one at a
-# time, of the comments under 0.2 the text model got 33 of 34 right and the signals
-# model 31; under 0.6, 225 and 212 of 233 (docs/model.md).
+# The backoff reads a comment when under a fifth of the letter pairs inside its
+# words are pairs the character block met (:func:`unreadable`). Pairs, not words:
+# slang and typos ("subscribe me plzzzzzzz") are unknown words the character block
+# reads well, and a Chinese site's text is all unknown "words" (no spaces) even
+# after the model learned its labels, while its pairs are known. On the YouTube
+# videos held out one at a time no comment is under 0.5; on Chinese SMS, trained
+# on 2,000 of its own texts, 49 of 2,000 are under 0.2, and with the shipped data
+# only, 8,605 of 9,998 (docs/model.md).
 BACKOFF_SHARE = 0.2
+BACKOFF_MIN_PAIRS = 6
 BACKOFF_PREFIX = "backoff:"  # feature names of the backoff block: a signal's column
 BACKOFF_GATE = "backoff:unfamiliar"  # and its last, 1 for an unfamiliar comment
 WORD_PATTERN = r"(?u)\b\w+\b"  # the word block's token pattern
@@ -285,14 +289,43 @@ _WORD = re.compile(WORD_PATTERN)
 def familiarity(text: str, known: Container[str]) -> float | None:
     """Share of the letters of ``text`` (a :func:`model_text`) that are in words of
     ``known``; None (cannot tell) under :data:`FAMILIAR_MIN_LETTERS` letters."""
-    total = found = 0
-    for word in _WORD.findall(text):
-        if word in (URL_TOKEN, NUMBER_TOKEN) or word.startswith(HOST_PREFIX):
-            continue
-        total += len(word)
-        if word in known:
-            found += len(word)
+    return known_share(_WORD.findall(text), known)
+
+
+_PLACEHOLDERS = frozenset({URL_TOKEN, NUMBER_TOKEN})
+
+
+def known_share(words: list[str], known: Container[str]) -> float | None:
+    """:func:`familiarity` of a text already cut into ``words`` by its pattern."""
+    total = sum(map(len, words))
+    found = sum(map(len, filter(known.__contains__, words)))
+    if not _PLACEHOLDERS.isdisjoint(words):  # a link's host token comes after its xurlx
+        for word in words:
+            if word in _PLACEHOLDERS or word.startswith(HOST_PREFIX):
+                total -= len(word)
+                if word in known:
+                    found -= len(word)
     return found / total if total >= FAMILIAR_MIN_LETTERS else None
+
+
+def unreadable(words: list[str], pairs: Container[str], below: float = BACKOFF_SHARE) -> bool:
+    """Whether under ``below`` of the letter pairs inside ``words`` (a model text cut
+    by :data:`WORD_PATTERN`; links and numbers left out) are in ``pairs`` (the
+    character block's vocabulary); never under :data:`BACKOFF_MIN_PAIRS` pairs.
+    Stops at the first pairs that show it readable, as most comments are."""
+    if not _PLACEHOLDERS.isdisjoint(words):
+        words = [w for w in words if w not in _PLACEHOLDERS and not w.startswith(HOST_PREFIX)]
+    total = sum(map(len, words)) - len(words)  # pairs inside the words
+    if total < BACKOFF_MIN_PAIRS:
+        return False
+    need, found = below * total, 0
+    for word in words:
+        for i in range(len(word) - 1):
+            if word[i : i + 2] in pairs:
+                found += 1
+                if found >= need:
+                    return False
+    return True
 
 
 def unfamiliar(text: str, known: Container[str], below: float = FAMILIAR_SHARE) -> bool:

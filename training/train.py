@@ -41,11 +41,10 @@ from training.features import BackoffLogistic, CommentFeatures
 # against 1: YouTube 0.938/0.937, SMS 0.956/0.952, DataCamp 0.709/0.701, Indonesian
 # 0.941/0.935; docs/model.md). The compiled scorer folds the scale into the
 # signal coefficients, so serving is unchanged.
-# backoff: a comment mostly in words the model never met is scored by a second
-# logistic regression over the signals alone (training.features.BackoffLogistic):
-# day one on corpora in other languages, MCC 0.78 -> 0.87 (Indonesian SMS), 0.06 ->
-# 0.24 (Arabic tweets), 0.08 -> 0.16 (Chinese SMS); docs/model.md. A model trained
-# with backoff False is the plain logistic regression it was before.
+# backoff: a comment the character block cannot read (another language or script)
+# is scored by a second logistic regression over the signals alone, spam only above
+# that model's own threshold (training.features.BackoffLogistic, docs/model.md). A
+# model trained with backoff False is the plain logistic regression it was before.
 DEFAULT_PARAMS: dict[str, Any] = {"C": 20.0, "signal_weight": 0.5, "backoff": True}
 
 
@@ -154,6 +153,24 @@ def fit_with_thresholds(
     pipe = build_pipeline(params)
     pipe.fit([e.comment for e in unique], [e.label for e in unique])
     return pipe, *chosen
+
+
+def spam_calls(
+    pipe: Pipeline, comments: Sequence[Any], spam: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Probabilities and spam verdicts as the service gives them: at or above
+    ``spam``, and for a comment scored by the signals alone (the backoff,
+    :class:`~training.features.BackoffLogistic`) at or above that model's own
+    threshold (service.scoring.verdicts)."""
+    X = pipe[:-1].transform(comments)
+    clf: Any = pipe[-1]
+    probs = clf.predict_proba(X)[:, 1]
+    calls = probs >= spam
+    own = getattr(clf, "spam_threshold_", None)
+    if own is not None:
+        by_signals = np.asarray(X[:, -1].todense()).ravel() > 0
+        calls = np.where(by_signals, probs >= own, calls)
+    return probs, calls
 
 
 def code_version() -> str:

@@ -8,6 +8,7 @@ fields are refused with the field named.
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import datetime
 from typing import Any
 
@@ -25,6 +26,13 @@ from service.errors import (
 from training.text import COMMENT_FIELDS, Comment
 
 STRING_FIELDS = tuple(f for f in COMMENT_FIELDS if f != "content")
+
+
+def _visible(text: str) -> bool:
+    """Whether ``text`` has a character that is neither white space nor an invisible
+    format character (zero-width space or joiner, soft hyphen, BOM: category Cf).
+    Stops at the first, which for any real comment is the first character."""
+    return any(not ch.isspace() and unicodedata.category(ch) != "Cf" for ch in text)
 # Documented as ISO 8601 with a time zone ("format": "date-time" in openapi.json).
 TIME_FIELDS = ("created_at", "article_published_at")
 
@@ -81,7 +89,7 @@ def parse_comment(obj: Any, settings: Settings, where: str = "") -> Comment:
         raise ValidationError(
             f"'content' must be a string, got {type(content).__name__}", field=f"{where}content"
         )
-    if not content.strip():
+    if not _visible(content):
         raise ValidationError("'content' is blank", field=f"{where}content")
     if len(content) > settings.max_content_chars:
         raise ValidationError(

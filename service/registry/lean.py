@@ -34,7 +34,7 @@ from training.text import (
     char_wb_ngrams,
     model_text,
     signal_vector,
-    unfamiliar,
+    unreadable,
     word_key,
 )
 
@@ -89,13 +89,18 @@ class _Block:
 
     prefix: str
     weights: Weights
-    terms: Callable[[str], list[str]]
+    tokenize: Callable[[str], list[str]]  # text -> its words
+    grams: Callable[[list[str]], list[str]]  # words -> the block's terms
     sublinear: bool
     token_pattern: str
     ngram_range: tuple[int, int]
 
     def margin(self, text: str, explain: dict[str, float] | None) -> float:
-        counts = Counter(self.terms(text))
+        return self.margin_of(self.tokenize(text), explain)
+
+    def margin_of(self, words: list[str], explain: dict[str, float] | None) -> float:
+        """:meth:`margin` of a text :meth:`tokenize` has already cut."""
+        counts = Counter(self.grams(words))
         hits: list[tuple[str, float, float]] = []
         sq = 0.0
         weights = self.weights
@@ -248,18 +253,26 @@ class _CharBlock:
                 into[key] = into.get(key, 0.0) + share
 
 
-def _word_terms(token_pattern: str, ngram_range: tuple[int, int]) -> Callable[[str], list[str]]:
-    pattern = re.compile(token_pattern)
+def _word_tokens(token_pattern: str) -> Callable[[str], list[str]]:
+    findall = re.compile(token_pattern).findall
+    return lambda text: findall(text.lower())
+
+
+def _word_grams(ngram_range: tuple[int, int]) -> Callable[[list[str]], list[str]]:
     lo, hi = ngram_range
 
-    def terms(text: str) -> list[str]:
-        tokens = pattern.findall(text.lower())
+    def grams(tokens: list[str]) -> list[str]:
         out = list(tokens) if lo == 1 else []
         for n in range(max(lo, 2), min(hi, len(tokens)) + 1):
             out.extend(" ".join(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
         return out
 
-    return terms
+    return grams
+
+
+def _word_terms(token_pattern: str, ngram_range: tuple[int, int]) -> Callable[[str], list[str]]:
+    tokenize, grams = _word_tokens(token_pattern), _word_grams(ngram_range)
+    return lambda text: grams(tokenize(text))
 
 
 def plain_text_blocks(features: Any) -> bool:
@@ -303,8 +316,8 @@ def _word_block(
     ngram_range: tuple[int, int],
     sublinear: bool,
 ) -> _Block:
-    return _Block("word:", weights, _word_terms(token_pattern, ngram_range), sublinear,
-                  token_pattern, ngram_range)
+    return _Block("word:", weights, _word_tokens(token_pattern), _word_grams(ngram_range),
+                  sublinear, token_pattern, ngram_range)
 
 
 def _block_tables(weights: Weights) -> dict[str, list[Any]]:
@@ -324,7 +337,7 @@ class LeanScorer:
         char: _CharBlock | None,
         signal_coef: list[float] | None,
         intercept: float,
-        backoff: tuple[list[float], float, float] | None = None,
+        backoff: tuple[list[float], float, float, float] | None = None,
     ) -> None:
         self.word = word
         self.char = char
@@ -337,11 +350,16 @@ class LeanScorer:
         self.backoff_coef: list[float] | None = None if backoff is None else backoff[0]
         self.backoff_shift = 0.0 if backoff is None else backoff[1]
         self.backoff_share = 0.0 if backoff is None else backoff[2]
+        self.backoff_spam = 1.0 if backoff is None else backoff[3]  # its own spam threshold
 
     def unfamiliar(self, text: str) -> bool:
         """Whether the backoff model scores this ``model_text`` (never without one)."""
-        return self.backoff_coef is not None and unfamiliar(text, self.word.weights,
-                                                            self.backoff_share)
+        return self.backoff_coef is not None and self._unfamiliar(self.word.tokenize(text))
+
+    def _unfamiliar(self, words: list[str]) -> bool:
+        if self.backoff_coef is None or self.char is None:
+            return False
+        return unreadable(words, self.char.weights.index, self.backoff_share)
 
     def _backoff_margin(self, comment: Comment, explain: dict[str, float] | None) -> float:
         """The signals model's log-odds, added in the order scikit-learn's row is."""
@@ -364,9 +382,10 @@ class LeanScorer:
         ``text`` is ``model_text(comment.content)`` when the caller already has it.
         """
         text = model_text(comment.content) if text is None else text
-        if self.unfamiliar(text):
+        words = self.word.tokenize(text)
+        if self._unfamiliar(words):
             return self._backoff_margin(comment, explain)
-        total = self.intercept + self.word.margin(text, explain)
+        total = self.intercept + self.word.margin_of(words, explain)
         if self.char is not None:
             hits = self.char.hits(text)
             total += hits.margin
@@ -382,9 +401,10 @@ class LeanScorer:
         each word into n-grams at most once."""
         text = model_text(comment.content) if text is None else text
         contributions: dict[str, float] = {}
-        if self.unfamiliar(text):
+        words = self.word.tokenize(text)
+        if self._unfamiliar(words):
             return self._backoff_margin(comment, contributions), contributions
-        total = self.intercept + self.word.margin(text, contributions)
+        total = self.intercept + self.word.margin_of(words, contributions)
         hits = self.char.hits(text) if self.char is not None else None
         if hits is not None:
             total += hits.margin
@@ -423,7 +443,7 @@ class LeanScorer:
             "signal_coef": self.signal_coef,
             "backoff": None if self.backoff_coef is None else {
                 "coef": self.backoff_coef, "shift": self.backoff_shift,
-                "share": self.backoff_share,
+                "share": self.backoff_share, "spam": self.backoff_spam,
             },
             "word": {
                 "token_pattern": self.word.token_pattern,
@@ -460,7 +480,8 @@ class LeanScorer:
         if b is not None and signal_coef is None:
             raise ValueError("a backoff model needs the signal block")
         backoff = None if b is None else (
-            [float(x) for x in b["coef"]], float(b["shift"]), float(b["share"]))
+            [float(x) for x in b["coef"]], float(b["shift"]), float(b["share"]),
+            float(b["spam"]))
         return cls(word, char, None if signal_coef is None else [float(x) for x in signal_coef],
                    float(tables["intercept"]), backoff)
 
@@ -513,7 +534,8 @@ def compile_pipeline(pipeline: Any, memo_size: int = WORD_MEMO_SIZE) -> LeanScor
         if features.fitted_signals() != [s.name for s in SIGNALS]:
             return None  # BackoffLogistic reads every signal of this code, in order
         backoff = ([float(row[start + i]) for i in range(len(SIGNALS))],
-                   float(row[start + len(SIGNALS)]), float(features.backoff_share))
+                   float(row[start + len(SIGNALS)]), float(features.backoff_share),
+                   float(clf.spam_threshold_))
     word_block = _word_block(_weights(word, row, 0), word.token_pattern,
                              (word.ngram_range[0], word.ngram_range[1]), bool(word.sublinear_tf))
     return LeanScorer(word_block, char_block, signal_coef, float(clf.intercept_[0]), backoff)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import gc
 import logging
 import math
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -28,15 +29,17 @@ from training.text import (
     BACKOFF_PREFIX,
     SIGNAL_INDEX,
     SIGNALS,
+    WORD_PATTERN,
     Comment,
     familiarity,
     merge_contributions,
     model_text,
     top_reasons,
-    unfamiliar,
+    unreadable,
 )
 
 log = logging.getLogger(__name__)
+_WORDS = re.compile(WORD_PATTERN)
 
 
 SMOKE_COMMENTS = (
@@ -125,7 +128,7 @@ class Scorer:
         scores near 0."""
         vocab: Any = None
         if self.lean is not None:
-            vocab = self.lean.word.weights
+            vocab = self.lean.word.weights.index
         elif self._features is not None and hasattr(self._features, "word_"):
             vocab = self._features.word_.vocabulary_
         if vocab is None:
@@ -140,8 +143,15 @@ class Scorer:
         features = self._features
         if not getattr(features, "backoff", False):
             return False
-        return unfamiliar(model_text(comment.content), features.word_.vocabulary_,
-                          features.backoff_share)
+        return unreadable(_WORDS.findall(model_text(comment.content)),
+                          features.char_.vocabulary_, features.backoff_share)
+
+    def backoff_spam(self) -> float:
+        """The spam threshold of the signals-alone model (:meth:`by_signals`)."""
+        if self.lean is not None:
+            return self.lean.backoff_spam
+        clf = self.model.pipeline.named_steps["clf"]
+        return float(getattr(clf, "spam_threshold_", 1.0))
 
     def signal_weight(self, name: str) -> float | None:
         """The coefficient of the hand-made signal ``name`` (``flood``...), or None when
