@@ -353,7 +353,8 @@ class LeanScorer:
         self.backoff_spam = 1.0 if backoff is None else backoff[3]  # its own spam threshold
 
     def unfamiliar(self, text: str) -> bool:
-        """Whether the backoff model scores this ``model_text`` (never without one)."""
+        """Whether the backoff model scores this ``model_text``: the character block
+        cannot read it (:func:`~training.text.unreadable`); never without a backoff."""
         return self.backoff_coef is not None and self._unfamiliar(self.word.tokenize(text))
 
     def _unfamiliar(self, words: list[str]) -> bool:

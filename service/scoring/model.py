@@ -137,7 +137,8 @@ class Scorer:
 
     def by_signals(self, comment: Comment) -> bool:
         """Whether this model scores ``comment`` by its signals alone: it was trained
-        with the backoff and the comment is mostly words it never met."""
+        with the backoff and its character block cannot read the comment
+        (:func:`training.text.unreadable`: another language or script)."""
         if self.lean is not None:
             return self.lean.unfamiliar(model_text(comment.content))
         features = self._features
