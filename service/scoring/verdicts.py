@@ -166,7 +166,7 @@ def _by_signals(
     such a site would wait for a moderator."""
     verdict = (Verdict.SPAM if prob >= own_spam else
                Verdict.UNSURE if prob >= spam else Verdict.HAM)
-    direction = "spam" if verdict is Verdict.SPAM else "ham"
+    direction = "ham" if verdict is Verdict.HAM else "spam"
     return verdict, [Reason("rule", BY_SIGNALS_REASON, direction, 0.0), *reasons]
 
 
