@@ -287,6 +287,32 @@ def load_settings(
     return _with_secret(settings)
 
 
+# COMMENTMOD_* variables that are read but are not settings: gunicorn's
+# (service/gunicorn_conf.py, docs/configuration.md) and the test suite's.
+PROCESS_VARIABLES = frozenset({"BIND", "WORKERS", "WORKER_TIMEOUT", "BACKLOG", "MAX_REQUESTS"})
+TEST_PREFIXES = ("TEST_", "FUZZ_", "PG_BIN")
+
+
+def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
+    """One line for each ``COMMENTMOD_*`` variable nothing reads (a typo, or a setting
+    that does not exist), naming the closest setting: it would otherwise be ignored
+    without a word."""
+    import difflib
+
+    environ = os.environ if environ is None else environ
+    known = sorted({PREFIX + f.name.upper() for f in fields(Settings)}
+                   | {PREFIX + name for name in PROCESS_VARIABLES})
+    out = []
+    for name in sorted(environ):
+        rest = name.removeprefix(PREFIX)
+        if rest == name or name in known or rest.startswith(TEST_PREFIXES):
+            continue
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        out.append(f"{name} is not a setting and is ignored{hint}; see docs/configuration.md")
+    return out
+
+
 def _resolved(s: Settings, environ: Mapping[str, str]) -> Settings:
     """Home made absolute, and relative model_dir/data_dir put under it."""
     home = (s.home or default_home(environ)).expanduser().resolve()

@@ -190,3 +190,10 @@ def test_models_list_shows_each_familys_own_figures() -> None:
     toxicity = {"TOXICITY": {"n": 10, "roc_auc": 0.947}, "INSULT": {"roc_auc": 0.9}}
     assert model_figures(toxicity) == "TOXICITY auc=0.9470"
     assert model_figures({}) == "acc=nan mcc=nan"  # a version saved without an evaluation
+
+
+def test_an_unknown_variable_is_a_warning_line(env: dict[str, str]) -> None:
+    result = run({**env, "COMMENTMOD_REDIS_DB": "5"}, "config")
+    assert result.exit_code == 0
+    assert ("warning: COMMENTMOD_REDIS_DB is not a setting and is ignored (did you mean "
+            "COMMENTMOD_REDIS_URL?)") in result.stderr

@@ -103,3 +103,15 @@ def test_default_home_is_the_checkout_else_the_xdg_data_dir(
     xdg = tmp_path / "xdg"
     assert config.default_home({"XDG_DATA_HOME": str(xdg)}) == xdg / "commentmod"
     assert config.default_home({}) == Path.home() / ".local" / "share" / "commentmod"
+
+
+def test_an_unknown_variable_is_named_with_the_setting_it_was_meant_to_be() -> None:
+    lines = config.unknown_variables({
+        "COMMENTMOD_REDIS_DB": "5",  # not a setting: REDIS_URL carries the database
+        "COMMENTMOD_BIND": "127.0.0.1:9000",  # gunicorn's, documented
+        "COMMENTMOD_TEST_PG": "1",  # the test suite's
+        "COMMENTMOD_MODEL_DIR": "/tmp/m",
+        "OTHER": "x",
+    })
+    assert lines == ["COMMENTMOD_REDIS_DB is not a setting and is ignored (did you mean "
+                     "COMMENTMOD_REDIS_URL?); see docs/configuration.md"]

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from service.config import Settings, load_settings
+from service.config import Settings, load_settings, unknown_variables
 from service.registry.versions import Registry
 
 
@@ -26,6 +26,8 @@ class Context:
     def settings(self) -> Settings:
         if self._settings is None:
             self._settings = load_settings()
+            for line in unknown_variables():
+                click.echo(f"warning: {line}", err=True)
         return self._settings
 
     @property
