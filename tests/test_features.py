@@ -87,6 +87,10 @@ def signals(**fields: object) -> dict[str, float]:
         ({"content": "write to me@spam.example"}, "email_in_text", 1.0),
         ({"content": "x", "honeypot": "filled"}, "honeypot", 1.0),
         ({"content": "call +44 20 7946 0958 today"}, "phone", 1.0),
+        # Glued to a word of a script without spaces, as Chinese writes it.
+        ({"content": "咨询热线400-888-9999，微信同号"}, "phone", 1.0),
+        ({"content": "联系电话13800138000"}, "phone", 1.0),
+        ({"content": "order abc123456789 shipped"}, "phone", 0.0),  # inside an id
         ({"content": "THIS IS ALL SHOUTING TEXT"}, "caps", 1.0),
         ({"content": "sooooo good"}, "repeat", 1.0),
         ({"content": "wow!!!!!"}, "exclaim", 1.0),

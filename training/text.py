@@ -210,7 +210,10 @@ FREE_MAIL = frozenset(
         "icloud.com",
     ]
 )
-_PHONE = re.compile(r"(?<![\w.])\+?\d[\d\s().-]{7,}\d(?![\w.])")
+# Not inside a Latin word, an id or a decimal ("abc12345678", "v1.2.3.4.5"); glued to
+# a Chinese, Japanese or Arabic word it is a phone number as written there
+# ("咨询热线400-888-9999"), which a \w look-behind took for a word character.
+_PHONE = re.compile(r"(?<![0-9A-Za-z_.])\+?\d[\d\s().-]{7,}\d(?![0-9A-Za-z_.])")
 # The e-mail signal is what ``\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b`` finds, worked
 # out around each "@" (see has_email): that pattern retried its local part from
 # every character of a long "a.a.a..." run, quadratic in the run's length.
