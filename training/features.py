@@ -250,21 +250,22 @@ class BackoffLogistic(ClassifierMixin, BaseEstimator):
     """Two logistic regressions as one linear model, for :class:`CommentFeatures`
     with ``backoff``: one over the text and signal blocks (as a plain
     ``LogisticRegression(C, class_weight="balanced", solver="liblinear")``), one over
-    the hand-made signals alone (``backoff_C``), less the script signals
-    (:data:`BACKOFF_EXCLUDED`).
+    the hand-made signals alone (``backoff_C``), less :data:`BACKOFF_EXCLUDED` (the
+    script signals, the WordPress list, the share of digits).
 
     Both learn from every training row (the signals model from each row's signals,
     wherever the features put them). ``spam_threshold_`` is the signals model's own
     spam threshold, chosen by the product's rule (``choose_thresholds``: precision
     0.95, false positives the smaller share) on its out-of-fold scores: a comment it
     scores is spam above it, and between the text model's spam threshold and it
-    only ``unsure`` (service.scoring.verdicts). ``coef_`` and ``intercept_`` are those of the
-    first, with the second's weights in the backoff block and the difference of
-    the intercepts on its last column. A row is read by one model or the other
-    (the features leave the other's block empty), so ``X @ coef_ + intercept_`` is
-    the text model's log-odds for a familiar comment and the signals model's for an
-    unfamiliar one, and the compiled scorer (service/registry/lean.py) is one
-    linear model as before. The signals must be all of :data:`SIGNALS`, in order.
+    only ``unsure`` (service.scoring.verdicts). ``coef_`` and ``intercept_`` are
+    those of the first, with the second's weights in the backoff block and the
+    difference of the intercepts on its last column. A row is read by one model or
+    the other (the features leave the other's block empty), so ``X @ coef_ +
+    intercept_`` is the text model's log-odds for a comment the character block can
+    read and the signals model's for one it cannot, and the compiled scorer
+    (service/registry/lean.py) is one linear model as before. The signals must be
+    all of :data:`SIGNALS`, in order.
     """
 
     def __init__(self, C: float = 1.0, signal_weight: float = 1.0,
