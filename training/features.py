@@ -20,7 +20,7 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin, clone
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from training.text import BACKOFF_GATE, BACKOFF_PREFIX, BACKOFF_SHARE, WORD_PATTERN
+from training.text import BACKOFF_GATE, BACKOFF_PREFIX, BACKOFF_SHARE, text_words
 from training.text import (  # re-exported: training code imports them from here
     COMMENT_FIELDS as COMMENT_FIELDS,
 )
@@ -86,8 +86,6 @@ from training.text import (
 )
 
 # --- the transformer ---------------------------------------------------------
-
-_WORDS = re.compile(WORD_PATTERN)
 
 
 class CommentFeatures(TransformerMixin, BaseEstimator):
@@ -176,8 +174,9 @@ class CommentFeatures(TransformerMixin, BaseEstimator):
             return X
         if self.char_ is None:
             raise ValueError("backoff needs the character block (use_chars)")
-        pairs, share, words = self.char_.vocabulary_, self.backoff_share, _WORDS.findall
-        gate = np.array([unreadable(words(t), pairs, share) for t in texts], dtype=np.float64)
+        pairs, share = self.char_.vocabulary_, self.backoff_share
+        gate = np.array([unreadable(text_words(t), pairs, share) for t in texts],
+                        dtype=np.float64)
         if not gate.any():
             return sp.hstack([X, sp.csr_matrix((len(comments), dense.shape[1] + 1))], format="csr")
         kept = sp.csr_matrix(sp.diags(1.0 - gate) @ X)
@@ -309,19 +308,20 @@ class BackoffLogistic(ClassifierMixin, BaseEstimator):
 
     @staticmethod
     def _own_threshold(model: Any, X: np.ndarray, y: np.ndarray, w: np.ndarray) -> float:
-        """The signals model's spam threshold from its own out-of-fold scores (5-fold,
-        as ``training.train.kfold_thresholds``); 1.0 (never spam, only unsure) where
-        a class has fewer than two examples."""
+        """The signals model's spam threshold from its own out-of-fold scores, on the
+        folds of ``training.train.kfold_thresholds``; 1.0 (never spam, only unsure)
+        where a class has fewer than two examples."""
         from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
         from training.evaluate import choose_thresholds
+        from training.train import FOLD_SEED, KFOLDS
 
-        k = int(min(5, np.bincount(y, minlength=2).min()))
+        k = int(min(KFOLDS, np.bincount(y, minlength=2).min()))
         if k < 2:
             return 1.0
-        oof = cross_val_predict(
-            clone(model), X, y, cv=StratifiedKFold(n_splits=k, shuffle=True, random_state=0),
-            method="predict_proba", params={"sample_weight": w})[:, 1]
+        folds = StratifiedKFold(n_splits=k, shuffle=True, random_state=FOLD_SEED)
+        oof = cross_val_predict(clone(model), X, y, cv=folds, method="predict_proba",
+                                params={"sample_weight": w})[:, 1]
         return float(choose_thresholds(y.tolist(), oof.tolist())["spam"])
 
     def decision_function(self, X: Any) -> np.ndarray:

@@ -289,10 +289,15 @@ WORD_PATTERN = r"(?u)\b\w+\b"  # the word block's token pattern
 _WORD = re.compile(WORD_PATTERN)
 
 
+def text_words(text: str) -> list[str]:
+    """The words of a :func:`model_text` as the word block cuts them (:data:`WORD_PATTERN`)."""
+    return _WORD.findall(text)
+
+
 def familiarity(text: str, known: Container[str]) -> float | None:
     """Share of the letters of ``text`` (a :func:`model_text`) that are in words of
     ``known``; None (cannot tell) under :data:`FAMILIAR_MIN_LETTERS` letters."""
-    return known_share(_WORD.findall(text), known)
+    return known_share(text_words(text), known)
 
 
 _PLACEHOLDERS = frozenset({URL_TOKEN, NUMBER_TOKEN})
@@ -329,13 +334,6 @@ def unreadable(words: list[str], pairs: Container[str], below: float = BACKOFF_S
                 if found >= need:
                     return False
     return True
-
-
-def unfamiliar(text: str, known: Container[str], below: float = FAMILIAR_SHARE) -> bool:
-    """Whether less than ``below`` of ``text`` is in words the model met
-    (:func:`familiarity`); never when that cannot be told."""
-    share = familiarity(text, known)
-    return share is not None and share < below
 
 
 def _parse_time(value: str) -> datetime | None:

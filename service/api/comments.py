@@ -27,14 +27,15 @@ from training.text import COMMENT_FIELDS, Comment
 
 STRING_FIELDS = tuple(f for f in COMMENT_FIELDS if f != "content")
 
+# Documented as ISO 8601 with a time zone ("format": "date-time" in openapi.json).
+TIME_FIELDS = ("created_at", "article_published_at")
+
 
 def _visible(text: str) -> bool:
     """Whether ``text`` has a character that is neither white space nor an invisible
     format character (zero-width space or joiner, soft hyphen, BOM: category Cf).
     Stops at the first, which for any real comment is the first character."""
     return any(not ch.isspace() and unicodedata.category(ch) != "Cf" for ch in text)
-# Documented as ISO 8601 with a time zone ("format": "date-time" in openapi.json).
-TIME_FIELDS = ("created_at", "article_published_at")
 
 
 def check_time(name: str, value: str, where: str = "") -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import gc
 import logging
 import math
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -29,17 +28,16 @@ from training.text import (
     BACKOFF_PREFIX,
     SIGNAL_INDEX,
     SIGNALS,
-    WORD_PATTERN,
     Comment,
     familiarity,
     merge_contributions,
     model_text,
+    text_words,
     top_reasons,
     unreadable,
 )
 
 log = logging.getLogger(__name__)
-_WORDS = re.compile(WORD_PATTERN)
 
 
 SMOKE_COMMENTS = (
@@ -144,7 +142,7 @@ class Scorer:
         features = self._features
         if not getattr(features, "backoff", False):
             return False
-        return unreadable(_WORDS.findall(model_text(comment.content)),
+        return unreadable(text_words(model_text(comment.content)),
                           features.char_.vocabulary_, features.backoff_share)
 
     def backoff_spam(self) -> float:

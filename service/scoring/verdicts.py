@@ -179,8 +179,8 @@ def _unfamiliar(
     if share is None or share >= FAMILIAR_SHARE:
         return verdict, True, reasons
     why = Reason(
-        "rule", f"text unlike what the model was trained on ({1 - share:.0%} of its words are "
-        "new to it): a moderator should look", "ham", 0.0,
+        "rule", f"text unlike what the model was trained on ({1 - share:.0%} of its letters "
+        "are in words new to it): a moderator should look", "ham", 0.0,
     )
     return Verdict.UNSURE, False, [why, *reasons]
 
