@@ -127,7 +127,7 @@ def _thresholds_by_scanning(y: Sequence[int], p: Sequence[float]) -> dict[str, f
     )
 
     y_true, prob = np.asarray(y, dtype=int), np.asarray(p, dtype=float)
-    grid = np.unique(np.clip(np.round(prob, 4), 0.01, 0.99))
+    grid = np.unique(np.clip(np.round(prob, 4), 0.01, 0.9999))
     precise, balanced = [], []
     for t in grid:
         pred = prob >= t
@@ -187,6 +187,15 @@ def test_spam_threshold_catches_the_most_spam_the_rules_allow() -> None:
     p = [0.9] * 90 + [0.2] * 10 + [0.6] + [0.7] + [0.8] + [0.1] * 97
     # At 0.6: FP 3, FN 10 (7 >= sqrt(13)), precision 90/93; at 0.2: FP 3, FN 0.
     assert choose_thresholds(y, p)["spam"] == 0.6
+
+
+def test_spam_threshold_may_lie_above_0_99() -> None:
+    """A sharp model: 30 ham score 0.995 among 200 spam at 0.999 and 20 at 0.3. Up to
+    0.99 every threshold calls the 30 ham spam and misses 20 spam (FP > FN), and the
+    rule used to fall back to 0.5; at 0.999 no ham is hit."""
+    y = [1] * 200 + [1] * 20 + [0] * 30 + [0] * 300
+    p = [0.999] * 200 + [0.3] * 20 + [0.995] * 30 + [0.01] * 300
+    assert choose_thresholds(y, p)["spam"] == 0.999
 
 
 @pytest.mark.parametrize(
