@@ -323,11 +323,11 @@ BACKOFF_TRAIN = [
 ] * 3
 
 
-def _backoff_pipeline() -> object:
+def _backoff_pipeline(**params: Any) -> object:
     from training.train import build_pipeline
 
     texts, labels = zip(*BACKOFF_TRAIN, strict=True)
-    return build_pipeline({"C": 20.0}).fit(list(texts), list(labels))
+    return build_pipeline(params).fit(list(texts), list(labels))
 
 
 def test_familiarity_counts_letters_of_known_words() -> None:
@@ -377,8 +377,8 @@ def test_familiar_comments_score_as_the_plain_logistic_regression() -> None:
     from training.train import build_pipeline
 
     texts, labels = zip(*BACKOFF_TRAIN, strict=True)
-    plain = build_pipeline({"backoff": False}).fit(list(texts), list(labels))
-    pipe: Any = _backoff_pipeline()
+    plain = build_pipeline({"backoff": False, "C": 20.0}).fit(list(texts), list(labels))
+    pipe: Any = _backoff_pipeline(loss="log", C=20.0)
     probe = ["Check out my prize channel", "I agree with the article", "free vote now"]
     assert pipe.predict_proba(probe)[:, 1] == pytest.approx(plain.predict_proba(probe)[:, 1],
                                                            abs=1e-12)
@@ -399,6 +399,46 @@ def test_an_unfamiliar_comment_is_scored_by_its_signals_less_script_and_wp_list(
          "спасибо за статью, очень интересно http://bit.ly/x"])[:, 1]
     assert a == pytest.approx(b, abs=1e-12)
     assert link > a
+
+
+def test_hinge_loss_is_a_linear_svm_platt_scaled_on_out_of_fold_margins() -> None:
+    import numpy as np
+    from scipy.special import expit
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from sklearn.svm import LinearSVC
+
+    from training.features import PLATT_C
+    from training.train import FOLD_SEED, KFOLDS
+
+    pipe: Any = _backoff_pipeline(loss="hinge", C=10.0)
+    features = pipe.named_steps["features"]
+    texts, labels = zip(*BACKOFF_TRAIN, strict=True)
+    X = features.transform(list(texts))
+    y = np.asarray(labels)
+    familiar = X[:, -1].toarray().ravel() == 0
+    text_end = X.shape[1] - len(SIGNALS) - 1
+    Xf, yf = X[familiar][:, :text_end], y[familiar]
+    svm = LinearSVC(C=10.0, class_weight="balanced", max_iter=20_000, random_state=0)
+    folds = StratifiedKFold(n_splits=min(KFOLDS, int(np.bincount(yf).min())), shuffle=True,
+                            random_state=FOLD_SEED)
+    margins = cross_val_predict(svm, Xf, yf, cv=folds, method="decision_function")
+    platt = LogisticRegression(C=PLATT_C, class_weight="balanced").fit(margins[:, None], yf)
+    a, b = float(platt.coef_[0, 0]), float(platt.intercept_[0])
+    assert a > 0  # the SVM's direction, scaled: the reasons keep their signs
+    svm.fit(Xf, yf)
+    probe = ["Check out my prize channel", "I agree with the article", "free vote now"]
+    expected = expit(a * svm.decision_function(features.transform(probe)[:, :text_end]) + b)
+    assert pipe.predict_proba(probe)[:, 1] == pytest.approx(expected, abs=1e-12)
+
+
+def test_backoff_logistic_refuses_an_unknown_loss() -> None:
+    from training.features import BackoffLogistic
+
+    texts, labels = zip(*BACKOFF_TRAIN, strict=True)
+    X = CommentFeatures(backoff=True).fit_transform(list(texts))
+    with pytest.raises(ValueError, match="loss must be one of log, hinge"):
+        BackoffLogistic(loss="squared").fit(X, list(labels))
 
 
 def test_backoff_logistic_refuses_features_without_its_block() -> None:

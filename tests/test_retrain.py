@@ -64,3 +64,22 @@ def test_above_the_fold_bound_the_held_out_side_chooses(
     assert result.summary["threshold_folds"] == 0
     assert "thresholds from that held-out side" in result.summary["protocol"]
     assert reg.metadata(result.version)["thresholds"] == held_out
+
+
+def test_labels_train_the_svm_and_the_shipped_set_alone_the_bootstrap_model(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A retrain with a site's labels (stored or in files) fits the Platt-scaled SVM
+    (DEFAULT_PARAMS); with none, on the shipped set alone, what the bootstrap fits."""
+    import training.retrain as retrain_module
+    from training.stream import file_sources
+
+    reg = Registry(tmp_path / "models")
+    labelled = retrain(store, reg, [PSY], progress=False)
+    assert reg.metadata(labelled.version)["params"] == train.DEFAULT_PARAMS
+    assert reg.load(labelled.version).pipeline.named_steps["clf"].loss == "hinge"
+    # The shipped set, small here: one YouTube file stands in for it.
+    monkeypatch.setattr(retrain_module, "shipped_source", lambda: file_sources([PSY])[0])
+    alone = retrain(None, reg, (), progress=False)
+    assert reg.metadata(alone.version)["params"] == train.BOOTSTRAP_PARAMS
+    assert reg.load(alone.version).pipeline.named_steps["clf"].loss == "log"

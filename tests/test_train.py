@@ -91,3 +91,23 @@ def test_above_the_fold_bound_a_hash_hold_out_chooses(
     assert held["evaluation"]["folds"] == 0 and "held-out 20%" in held["evaluation"]["protocol"]
     assert held["evaluation"]["test"] == held["evaluation"]["metrics"]["n"] < len(unique) // 3
     assert held["evaluation"]["train"] + held["evaluation"]["test"] == len(unique)
+
+
+def test_the_shipped_corpora_train_the_logistic_regression(trained_model_dir: Path) -> None:
+    """The bootstrap (a new site's day-one model) keeps the logistic regression; the
+    evaluations of day one and of corpora left out measure exactly that model."""
+    reg = Registry(trained_model_dir)
+    version = reg.current()
+    assert version is not None
+    meta = reg.metadata(version)
+    assert meta["params"] == train.BOOTSTRAP_PARAMS
+    assert meta["params"]["loss"] == "log"
+    assert reg.load(version).pipeline.named_steps["clf"].loss == "log"
+
+
+def test_a_sites_own_data_trains_the_svm(tmp_path: Path) -> None:
+    reg = Registry(tmp_path / "models")
+    result = train.bootstrap(reg, YOUTUBE_DIR / "Youtube01-Psy.csv")
+    meta = reg.metadata(result.version)
+    assert meta["params"] == train.DEFAULT_PARAMS and meta["params"]["loss"] == "hinge"
+    assert reg.load(result.version).pipeline.named_steps["clf"].loss == "hinge"

@@ -302,7 +302,9 @@ def _cap(examples: Sequence[Example], cap: int | None) -> list[Example]:
 Scorer = Callable[[list[Example]], dict[str, Any]]
 
 
-def _fit_systems(systems: Sequence[str], train: list[Example]) -> dict[str, Scorer]:
+def _fit_systems(
+    systems: Sequence[str], train: list[Example], params: dict[str, Any] | None = None
+) -> dict[str, Scorer]:
     """Train each system on ``train``; each returned function measures it on a test set.
 
     commentmod trains through the product's own code (:func:`training.train.
@@ -315,7 +317,7 @@ def _fit_systems(systems: Sequence[str], train: list[Example]) -> dict[str, Scor
 
     out: dict[str, Scorer] = {}
     if "commentmod" in systems:
-        pipe, thr, _ = fit_with_thresholds(train)
+        pipe, thr, _ = fit_with_thresholds(train, params)
 
         def commentmod(test: list[Example]) -> dict[str, Any]:
             probs, calls = spam_calls(pipe, [e.comment for e in test], thr["spam"])
@@ -340,9 +342,10 @@ def _fit_systems(systems: Sequence[str], train: list[Example]) -> dict[str, Scor
 
 
 def _score_systems(
-    systems: Sequence[str], train: list[Example], test: list[Example]
+    systems: Sequence[str], train: list[Example], test: list[Example],
+    params: dict[str, Any] | None = None,
 ) -> dict[str, dict[str, Any]]:
-    return {name: score(test) for name, score in _fit_systems(systems, train).items()}
+    return {name: score(test) for name, score in _fit_systems(systems, train, params).items()}
 
 
 def _test_side(examples: Sequence[Example]) -> list[Example]:
@@ -360,7 +363,10 @@ def loco_report(
 ) -> dict[str, list[tuple[str, dict[str, Any]]]]:
     """Leave one corpus out: train on all the others (each capped at ``cap``
     examples), score every distinct text of the one left out. A text that also
-    occurs in the held-out corpus is dropped from training."""
+    occurs in the held-out corpus is dropped from training. commentmod trains as
+    the bootstrap does (``BOOTSTRAP_PARAMS``): no label of the site left out."""
+    from training.train import BOOTSTRAP_PARAMS
+
     rows: dict[str, list[tuple[str, dict[str, Any]]]] = {s: [] for s in systems}
     for name, held in corpora:
         if only and name not in only:
@@ -369,7 +375,7 @@ def loco_report(
         keys = {e.key for e in test}
         train = [e for other, ex in corpora if other != name
                  for e in _cap([x for x in ex if x.key not in keys], cap)]
-        _fold(rows, systems, name, train, test, log)
+        _fold(rows, systems, name, train, test, log, BOOTSTRAP_PARAMS)
     return rows
 
 
@@ -380,11 +386,12 @@ def _fold(
     train: list[Example],
     test: list[Example],
     log: Callable[[str], None] | None,
+    params: dict[str, Any] | None = None,
 ) -> None:
     """Train and score every system on one fold, adding a row each (and a log line)."""
     if log:
         log(f"{name}: train {len(train)}, test {len(test)}")
-    for system, m in _score_systems(systems, train, test).items():
+    for system, m in _score_systems(systems, train, test, params).items():
         rows[system].append((name, m))
         if log:
             log(format_corpus_report({system: [(name, m)]}).splitlines()[-1])
@@ -486,12 +493,16 @@ def dayone_report(
     shipped: Sequence[Example], corpora: Corpora, systems: Sequence[str] = SYSTEMS
 ) -> dict[str, list[tuple[str, dict[str, Any]]]]:
     """Day one: each system trained once on the shipped data only (less any text
-    that occurs in a scored corpus), scored on each corpus."""
+    that occurs in a scored corpus), scored on each corpus; commentmod as the
+    bootstrap trains it (``BOOTSTRAP_PARAMS``)."""
+    from training.train import BOOTSTRAP_PARAMS
+
     tests = [(name, _test_side(examples)) for name, examples in corpora]
     keys = {e.key for _, test in tests for e in test}
     train = [e for e in shipped if e.key not in keys]
     rows: dict[str, list[tuple[str, dict[str, Any]]]] = {s: [] for s in systems}
-    fitted = _fit_systems(systems, train)  # commentmod fits once; the baselines per call
+    # commentmod fits once; the baselines per call
+    fitted = _fit_systems(systems, train, BOOTSTRAP_PARAMS)
     for name, test in tests:
         for system, score in fitted.items():
             rows[system].append((name, score(test)))

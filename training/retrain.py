@@ -72,6 +72,7 @@ from training.stream import (
     shipped_source,
 )
 from training.train import (
+    BOOTSTRAP_PARAMS,
     DEFAULT_PARAMS,
     build_pipeline,
     code_version,
@@ -306,7 +307,10 @@ def retrain(
     split = split_recent(stored, file_examples, fraction, serving_record(registry, serving_version))
     _check(split.train, split.test)
     sources = Counter(s.example.source for s in stored) + Counter(e.source for e in file_examples)
-    candidate = build_pipeline()
+    # The site's labels (stored, or in its files) train the SVM; the shipped corpora
+    # alone train what the bootstrap trains (training.train.BOOTSTRAP_PARAMS).
+    params = DEFAULT_PARAMS if stored or files else BOOTSTRAP_PARAMS
+    candidate = build_pipeline(params)
     candidate.fit([e.comment for e in split.train], [e.label for e in split.train],
                   clf__sample_weight=label_weights(split.train))
     bar.done()
@@ -316,7 +320,7 @@ def retrain(
     # serving model trained this way (the gate fold and newer labels were in neither's
     # folds). On the held-out side itself only where the folds would cost too much.
     folds = kfold_splits([e.label for e in split.train])
-    chosen = kfold_thresholds(split.train, sample_weight=label_weights(split.train))
+    chosen = kfold_thresholds(split.train, params, sample_weight=label_weights(split.train))
     thresholds = (chosen[0] if chosen is not None
                   else choose_thresholds([e.label for e in split.test], probs))
     bar.done()
@@ -325,7 +329,7 @@ def retrain(
                                 split.other_test, rows)
     bar.done()
     everything = split.final
-    final = build_pipeline()
+    final = build_pipeline(params)
     final.fit([e.comment for e in everything], [e.label for e in everything],
               clf__sample_weight=label_weights(everything))
     bar.done()
@@ -360,7 +364,7 @@ def retrain(
     result = _finish(
         registry, final, summary=summary, test=both or split.test,
         probs=_predict(candidate, both) if both else probs, thresholds=thresholds,
-        gate=gate, serving_probs=serving_probs, params=dict(DEFAULT_PARAMS),
+        gate=gate, serving_probs=serving_probs, params=dict(params),
         trained_on=(record, [key_digest(e.key) for e in everything]),
         discard_sites=discard_sites(split.test, probs, thresholds),
     )
