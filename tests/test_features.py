@@ -452,3 +452,34 @@ def test_backoff_logistic_refuses_features_without_its_block() -> None:
         CommentFeatures(backoff=True, use_signals=False).fit(["a b c"])
     with pytest.raises(ValueError, match="use_chars"):
         CommentFeatures(backoff=True, use_chars=False).fit(["a b c"])
+
+
+def test_platt_never_reverses_the_svms_direction() -> None:
+    """Out-of-fold margins that rank ham above spam (folds too small to learn from)
+    keep the SVM's own margin as log-odds: a reversed scale would flip every reason."""
+    import numpy as np
+    from sklearn.base import BaseEstimator
+    from sklearn.svm import LinearSVC
+
+    from training.features import BackoffLogistic
+
+    class Backwards(BaseEstimator):  # an SVM whose margins point the wrong way
+        def fit(self, X: Any, y: Any, sample_weight: Any = None) -> Any:
+            self.svm_ = LinearSVC(random_state=0).fit(X, y, sample_weight=sample_weight)
+            self.classes_ = self.svm_.classes_
+            return self
+
+        def decision_function(self, X: Any) -> Any:
+            return -self.svm_.decision_function(X)
+
+        def predict(self, X: Any) -> Any:
+            return (self.decision_function(X) > 0).astype(int)
+
+    rng = np.random.default_rng(0)
+    y = np.array([1, 0] * 20)
+    X = np.column_stack([y + rng.normal(0, 0.3, 40), rng.normal(0, 1, 40)])
+    w = np.ones(40)
+    scale, _ = BackoffLogistic._platt(LinearSVC(random_state=0), X, y, w)
+    assert scale > 0
+    assert BackoffLogistic._platt(Backwards(), X, y, w) == (1.0, 0.0)
+    assert BackoffLogistic._platt(LinearSVC(), X[:2], y[:2], w[:2]) == (1.0, 0.0)  # no folds

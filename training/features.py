@@ -343,7 +343,8 @@ class BackoffLogistic(ClassifierMixin, BaseEstimator):
         """``(a, b)`` with ``sigmoid(a * margin + b)`` the probability of spam: a
         balanced logistic regression of the labels on the model's out-of-fold
         margins, on the folds of ``training.train.kfold_thresholds``. ``(1, 0)``
-        where a class has fewer than two examples."""
+        where a class has fewer than two examples or the fit does not rank spam
+        higher."""
         from sklearn.linear_model import LogisticRegression
         from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
@@ -357,7 +358,10 @@ class BackoffLogistic(ClassifierMixin, BaseEstimator):
                                     params={"sample_weight": w})
         platt = LogisticRegression(C=PLATT_C, class_weight="balanced")
         platt.fit(margins[:, None], y, sample_weight=w)
-        return float(platt.coef_[0, 0]), float(platt.intercept_[0])
+        slope = float(platt.coef_[0, 0])
+        if slope <= 0:  # folds too small to rank: a reversed scale would flip every reason
+            return 1.0, 0.0
+        return slope, float(platt.intercept_[0])
 
     @staticmethod
     def _own_threshold(model: Any, X: np.ndarray, y: np.ndarray, w: np.ndarray) -> float:
