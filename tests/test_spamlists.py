@@ -82,6 +82,60 @@ def test_lure_and_list_signals_fire(text: str, name: str) -> None:
     assert signals(text)[name] > 0, signals(text)
 
 
+@pytest.mark.parametrize(
+    ("text", "name", "matches"),
+    [
+        ("Contact me on WhatsApp or Telegram", "contact_lure",
+         ["contact me", "whatsapp", "telegram"]),
+        ("详询电话 微信同号", "contact_lure", ["详询", "电话", "微信"]),
+        # A prefix as the whole word; an amount with all its digits.
+        ("Earn $500 per day: INVESTMENTS, guaranteed", "money_lure",
+         ["earn", "$500", "per day", "investments", "guaranteed"]),
+        ("Please subscribe to my channel", "action_lure", ["please subscribe", "my channel"]),
+        ("cheap viagra and cialis", "adult_lure", ["viagra", "cialis"]),
+        ("cheap viagra and cialis", "se_list", ["viagra", "cialis"]),
+        ("Great deal at http://bit.ly/abc and http://bit.ly/def", "shortener_list", ["bit.ly"]),
+        ("Advice at www.adviceforum.info/x", "spam_host", ["adviceforum.info"]),
+        ("Thanks for the article", "money_lure", []),
+        ("cheap viagra", "has_link", []),  # not a list or lure signal
+    ],
+)
+def test_signal_matches_name_what_made_a_signal_fire(
+    text: str, name: str, matches: list[str]
+) -> None:
+    from training.text import reader_text, url_domains
+
+    reader = reader_text(text)
+    assert spamlists.signal_matches(name, reader, url_domains(reader)) == matches
+
+
+def test_a_list_or_lure_reason_names_its_words() -> None:
+    """A moderator sees which words made the signal fire, the first three of them."""
+    from training.text import describe_signal
+
+    money = Comment(content="Earn $500 per day with bitcoin, guaranteed profit, free bonus")
+    assert describe_signal("money_lure", money) == (
+        "money, prize, crypto or investment lure: 'earn', '$500', 'per day' and 5 more")
+    wp = Comment(content="cheap viagra")
+    assert describe_signal("wp_list", wp).startswith("words on the WordPress comment "
+                                                     "blocklist: 'viagra'")
+    # Nothing found (the signal came from elsewhere): the signal's own words.
+    plain = Comment(content="Thanks for the article")
+    assert describe_signal("money_lure", plain) == "money, prize, crypto or investment lure"
+
+
+@given(st.text(max_size=300))
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_signal_matches_takes_any_text(text: str) -> None:
+    from training.text import reader_text, url_domains
+
+    reader = reader_text(text)
+    for name in spamlists.MATCHED_SIGNALS:
+        found = spamlists.signal_matches(name, reader, url_domains(reader))
+        assert all(0 < len(w) <= spamlists.MATCH_CHARS for w in found)
+        assert len(found) == len(set(found))
+
+
 def test_an_ordinary_news_comment_fires_no_list_signal() -> None:
     values = signals("Thanks for the thoughtful article about the council vote; the budget "
                      "figures on page two do not add up, see https://www.bbc.co.uk/news.")

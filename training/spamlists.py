@@ -161,6 +161,13 @@ def _phrase_index() -> dict[str, int]:
 def phrase_counts(words: Sequence[str]) -> tuple[int, int]:
     """``(phrase_hits(words, phrase_table("wp")), phrase_hits(words, phrase_table("smoke")))``
     in one scan of the words, one lookup per run (:func:`list_signals` needs both)."""
+    hits = list(_phrases_found(words).values())
+    return sum(b & 1 for b in hits), sum(b >> 1 for b in hits)
+
+
+def _phrases_found(words: Sequence[str]) -> dict[str, int]:
+    """Each entry of either list among the runs of ``words``, in the order they
+    begin, with its bits (1: ``wp``, 2: ``smoke``)."""
     index = _phrase_index()
     found: dict[str, int] = {}
     n = len(words)
@@ -178,8 +185,7 @@ def phrase_counts(words: Sequence[str]) -> tuple[int, int]:
             bits = index.get(gram, 0)
             if bits & 3:
                 found[gram] = bits & 3
-    hits = list(found.values())
-    return sum(b & 1 for b in hits), sum(b >> 1 for b in hits)
+    return found
 
 
 def _host(entry: str) -> str:
@@ -522,6 +528,44 @@ def list_signals(text: str, hosts: Sequence[str]) -> dict[str, float]:
         "script_mix": script_mix(text),
         "word_repeat": word_repetition(words),
     }
+
+
+_LURES = {"contact_lure": CONTACT, "money_lure": MONEY, "action_lure": ACTION,
+          "adult_lure": ADULT}
+_LIST_BITS = {"wp_list": 1, "se_list": 2}
+_HOST_TABLES = {"spam_host": "spam_hosts", "shortener_list": "shorteners"}
+MATCHED_SIGNALS = frozenset([*_LURES, *_LIST_BITS, *_HOST_TABLES])
+MATCH_CHARS = 40  # a matched word is shown up to this many characters
+_WORD_REST = re.compile(r"\w*")
+_NUMBER_REST = re.compile(r"[\d.,]*\d|")
+
+
+def signal_matches(name: str, text: str, hosts: Sequence[str]) -> list[str]:
+    """What made the list or lure signal ``name`` (one of :data:`MATCHED_SIGNALS`)
+    fire, read as :func:`list_signals` reads it: the listed phrases, the lure words
+    (a prefix such as "invest" as the whole word, "investment") or the listed
+    hosts, distinct, in the order they occur; [] for any other signal. For a
+    reason a moderator reads (:func:`training.text.describe_signal`), never for a score."""
+    folded = text.lower()
+    if name in _LIST_BITS:
+        bit = _LIST_BITS[name]
+        return [p for p, bits in _phrases_found(_TOKEN.findall(folded)).items() if bits & bit]
+    if name in _HOST_TABLES:
+        table = host_table(_HOST_TABLES[name])
+        return list(dict.fromkeys(h for h in hosts if host_hits([h], table)))
+    if name not in _LURES:
+        return []
+    words, anywhere = _LURES[name]
+    lures = lure_text(folded)
+    found: list[tuple[int, str]] = []
+    for m in words.finditer(lures):
+        rest = _WORD_REST.match(lures, m.end(), m.end() + MATCH_CHARS)
+        found.append((m.start(), (m.group() + (rest.group() if rest else ""))[:MATCH_CHARS]))
+    for m in anywhere.finditer(folded):  # "$ 5" as the whole amount, "$ 500"
+        rest = _NUMBER_REST.match(folded, m.end(), m.end() + MATCH_CHARS)
+        number = rest.group() if rest and m.group()[-1:].isdigit() else ""
+        found.append((m.start(), (m.group() + number)[:MATCH_CHARS]))
+    return list(dict.fromkeys(word.strip() for _, word in sorted(found)))
 
 
 LIST_SIGNAL_NAMES: tuple[str, ...] = (

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
-from training.spamlists import list_signals
+from training.spamlists import MATCHED_SIGNALS, list_signals, signal_matches
 
 # --- the comment record ------------------------------------------------------
 
@@ -565,6 +565,9 @@ def _plain_text(content: str) -> str:
     return URL_RE.sub(" ", text) if _MAYBE_URL.search(text) is not None else text
 
 
+MATCHES_SHOWN = 3  # of a list or lure signal's words, the first this many are named
+
+
 def describe_signal(name: str, comment: Comment) -> str:
     """A signal in words true of this comment: a count is "many" only when it is
     (one "!" is "an exclamation mark", the digits of "2026" are "a number")."""
@@ -594,6 +597,13 @@ def describe_signal(name: str, comment: Comment) -> str:
         return signal.description if share >= 0.5 else f"{share:.0%} of the letters non-Latin"
     if name == "flood" and comment.flood_count > 1:
         return f"the same text was posted {comment.flood_count} times recently"
+    if name in MATCHED_SIGNALS:  # which words or hosts: a moderator can check them
+        text = reader_text(content)
+        found = signal_matches(name, text, url_domains(text))
+        if found:
+            shown = ", ".join(f"'{w}'" for w in found[:MATCHES_SHOWN])
+            more = f" and {len(found) - MATCHES_SHOWN} more" if len(found) > MATCHES_SHOWN else ""
+            return f"{signal.description}: {shown}{more}"
     return signal.description
 
 
