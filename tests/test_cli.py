@@ -197,3 +197,26 @@ def test_an_unknown_variable_is_a_warning_line(env: dict[str, str]) -> None:
     assert result.exit_code == 0
     assert ("warning: COMMENTMOD_REDIS_DB is not a setting and is ignored (did you mean "
             "COMMENTMOD_REDIS_URL?)") in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("host", "port", "environ", "bind"),
+    [
+        (None, None, {}, "127.0.0.1:8000"),
+        (None, None, {"COMMENTMOD_BIND": "127.0.0.1:8300"}, "127.0.0.1:8300"),
+        (None, None, {"COMMENTMOD_BIND": " unix:/run/cm.sock "}, "unix:/run/cm.sock"),
+        (None, None, {"COMMENTMOD_BIND": "  "}, "127.0.0.1:8000"),
+        # An option given wins over the variable; the other part takes its default.
+        (None, 9000, {"COMMENTMOD_BIND": "0.0.0.0:8300"}, "127.0.0.1:9000"),
+        ("0.0.0.0", None, {"COMMENTMOD_BIND": "127.0.0.1:8300"}, "0.0.0.0:8000"),
+        ("::1", 9001, {}, "[::1]:9001"),  # an IPv6 address in brackets, as gunicorn reads it
+    ],
+)
+def test_serve_listens_where_its_options_or_commentmod_bind_say(
+    host: str | None, port: int | None, environ: dict[str, str], bind: str
+) -> None:
+    """An operator who set only COMMENTMOD_BIND (documented) got port 8000, the
+    option's default, without a word."""
+    from service.cli.main import bind_address
+
+    assert bind_address(host, port, environ) == bind

@@ -11,7 +11,7 @@ import json
 import os
 import shutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -113,14 +113,33 @@ def start_toxicity_bootstrap(obj: Context) -> None:
                "answers 503 with Retry-After until it is ready", err=True)
 
 
+DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8000
+
+
+def bind_address(host: str | None, port: int | None, environ: Mapping[str, str]) -> str:
+    """Where ``serve`` listens: ``--host``/``--port`` when either is given (the other
+    at its default), else ``COMMENTMOD_BIND`` (gunicorn's bind, documented in
+    docs/configuration.md), else 127.0.0.1:8000. An operator who set only the
+    variable got port 8000, the option's default, without a word."""
+    if host is None and port is None and environ.get("COMMENTMOD_BIND", "").strip():
+        return environ["COMMENTMOD_BIND"].strip()
+    host = host or DEFAULT_HOST
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"  # an IPv6 address, as gunicorn reads a bind
+    return f"{host}:{port or DEFAULT_PORT}"
+
+
 @main.command()
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--host", help=f"default: {DEFAULT_HOST}, or the host of COMMENTMOD_BIND")
+@click.option("--port", type=click.IntRange(1, 65535),
+              help=f"default: {DEFAULT_PORT}, or the port of COMMENTMOD_BIND")
 @click.option("--workers", type=click.IntRange(1, 64), help="default: 2 per core")
 @click.option("--no-bootstrap", is_flag=True,
               help="fail instead of training a first spam model; train no toxicity model")
 @pass_ctx
-def serve(obj: Context, host: str, port: int, workers: int | None, no_bootstrap: bool) -> None:
+def serve(
+    obj: Context, host: str | None, port: int | None, workers: int | None, no_bootstrap: bool
+) -> None:
     """Run the service under gunicorn (service/gunicorn_conf.py)."""
     obj.store  # noqa: B018 - migrates the schema before the workers start
     if no_bootstrap and obj.registry.current("spam") is None:
@@ -136,15 +155,17 @@ def serve(obj: Context, host: str, port: int, workers: int | None, no_bootstrap:
     prom_dir = obj.settings.data_dir.resolve() / "prometheus"
     shutil.rmtree(prom_dir, ignore_errors=True)
     prom_dir.mkdir(parents=True)
+    bind = bind_address(host, port, os.environ)
     env = {
         **os.environ,
         "PROMETHEUS_MULTIPROC_DIR": str(prom_dir),
-        "COMMENTMOD_BIND": f"{host}:{port}",
+        "COMMENTMOD_BIND": bind,
     }
     if workers:
         env["COMMENTMOD_WORKERS"] = str(workers)
     conf = Path(__file__).parent.parent / "gunicorn_conf.py"
-    click.echo(f"serving model {version} on http://{host}:{port}", err=True)
+    where = bind if bind.startswith(("unix:", "fd://")) else f"http://{bind}"
+    click.echo(f"serving model {version} on {where}", err=True)
     argv = [sys.executable, "-m", "gunicorn", "-c", str(conf), "service.wsgi:app"]
     os.execve(sys.executable, argv, env)  # noqa: S606 - replaces this process with gunicorn
 
