@@ -45,10 +45,12 @@ from training.features import BackoffLogistic, CommentFeatures
 # is scored by a second logistic regression over the signals alone, spam only above
 # that model's own threshold (training.features.BackoffLogistic, docs/model.md). A
 # model trained with backoff False is the plain logistic regression it was before.
-# loss "hinge", C 10: trained on a site's own labels (every retrain, `commentmod
-# train`), the text model is a linear SVM, Platt-scaled; it ranked better than the
-# logistic regression on the retraining folds of every corpus measured, and with the
-# shipped data beside a site's labels (docs/model.md, "A linear SVM, Platt-scaled").
+# loss "hinge", C 10: trained on a site's own labels (the in-memory trainer, up to
+# 20,000 rows: `commentmod train`, refresh), the text model is a linear SVM,
+# Platt-scaled (the out-of-core trainer above that fits its own SGD model); it ranked
+# better than the logistic regression on the retraining folds of every corpus
+# measured, and with the shipped data beside a site's labels (docs/model.md, "A
+# linear SVM, Platt-scaled").
 DEFAULT_PARAMS: dict[str, Any] = {"C": 10.0, "loss": "hinge", "signal_weight": 0.5,
                                   "backoff": True}
 # The model trained on the shipped corpora alone (bootstrap: what a new site gets on
@@ -271,10 +273,12 @@ def load_examples(paths: Sequence[Path]) -> list[Example]:
 
 
 def bootstrap(registry: Registry, data: Path | None = None) -> TrainResult:
-    """Train and promote a first model from the shipped data (YouTube + discussion ham)."""
+    """Train and promote a first model from the shipped data (YouTube and SMS spam
+    collections, discussion comments as ham), or from ``data``."""
     examples = read_dataset(data) if data else shipped_base()
     description = [str(data)] if data else [
         "YouTube Spam Collection v1 (shipped, CC BY 4.0)",
+        "SMS Spam Collection v.1 (shipped; see its ATTRIBUTION.md)",
         "discussion comments as ham (shipped: Wikipedia Talk, Apache-2.0; Civil Comments, CC0)",
     ]
     # A data file is a site's own labels; the shipped corpora are nobody's site.
