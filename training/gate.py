@@ -271,6 +271,12 @@ def decide_gate(
                 f"{'as good or better' if better_on_sites else 'WORSE'}; F1 "
                 f"{_fmt(sites.candidate.get('f1'))} vs {_fmt(sites.serving.get('f1'))}"
             )
+            if single:  # a trial operator labelled in posting order: the newest were spam
+                other = "ham" if single == "spam" else "spam"
+                reasons.append(
+                    f"warning: no {other} among them, so the gate did not test how the "
+                    f"candidate treats {other}; label some {other} among the newest comments "
+                    "and train again to have it tested")
         else:
             reasons.append(f"sites' newest labels ({sites.n}): MCC not comparable (one class)")
     else:
