@@ -119,6 +119,9 @@ def test_models_list_promote_rollback(env: dict[str, str], tmp_path: Path,
                              "--json").output)["version"]
     listing = run(env, "models", "list").output
     assert f"* {first}" in listing and trained in listing
+    # The bootstrap's logistic regression; the site's data trained the SVM.
+    lines = {line[2:].split()[0]: line for line in listing.splitlines() if line.strip()}
+    assert "logreg C=20" in lines[first] and "svm (Platt) C=10" in lines[trained]
     assert run(env, "models", "promote", trained).exit_code == 0
     assert Registry(model_dir).current() == trained
     result = run(env, "models", "rollback")
@@ -190,6 +193,17 @@ def test_models_list_shows_each_familys_own_figures() -> None:
     toxicity = {"TOXICITY": {"n": 10, "roc_auc": 0.947}, "INSULT": {"roc_auc": 0.9}}
     assert model_figures(toxicity) == "TOXICITY auc=0.9470"
     assert model_figures({}) == "acc=nan mcc=nan"  # a version saved without an evaluation
+
+
+def test_models_list_names_the_kind_of_model() -> None:
+    from service.cli.main import model_kind
+
+    assert model_kind({"C": 10.0, "loss": "hinge", "signal_weight": 0.5}) == "svm (Platt) C=10"
+    assert model_kind({"C": 20.0, "loss": "log"}) == "logreg C=20"
+    assert model_kind({"C": 20.0, "signal_weight": 0.5}) == "logreg C=20"  # saved before
+    assert model_kind({"loss": "log_loss", "alpha": 2e-6, "n_features": 2**20}) == (
+        "sgd (hashed, out of core)")
+    assert model_kind(None) == model_kind({}) == model_kind({"loss": "odd"}) == ""
 
 
 def test_an_unknown_variable_is_a_warning_line(env: dict[str, str]) -> None:

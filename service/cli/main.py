@@ -431,7 +431,24 @@ def models_list(obj: Context) -> None:
     for meta in obj.registry.versions():
         mark = "*" if current.get(meta.get("family", "")) == meta["version"] else " "
         figures = model_figures(meta.get("evaluation", {}).get("metrics", {}))
-        click.echo(f"{mark} {meta['version']}  {figures}  {meta.get('created_at', '')}")
+        kind = model_kind(meta.get("params"))
+        click.echo(f"{mark} {meta['version']}  {figures}  {kind + '  ' if kind else ''}"
+                   f"{meta.get('created_at', '')}")
+
+
+def model_kind(params: Any) -> str:
+    """What a spam model's text model is, from its saved ``params``: the bootstrap's
+    logistic regression, a retrain's Platt-scaled SVM or the out-of-core trainer's
+    hashed SGD model ("" when the version does not say)."""
+    if not isinstance(params, dict):
+        return ""
+    if "n_features" in params:
+        return "sgd (hashed, out of core)"
+    loss = params.get("loss", "log" if "C" in params else None)  # before the loss was saved
+    name = {"hinge": "svm (Platt)", "log": "logreg"}.get(str(loss))
+    if name is None:
+        return ""
+    return f"{name} C={params['C']:g}" if isinstance(params.get("C"), int | float) else name
 
 
 def model_figures(metrics: dict[str, Any]) -> str:
