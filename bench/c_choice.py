@@ -33,6 +33,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np
@@ -121,13 +122,21 @@ DESIGNS: dict[str, Design] = {
 }
 
 
-def main() -> None:
+def score_sides(score: Callable[[list[Example]], tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """``(name, *score(train))`` for every per-corpus training side, with a progress
+    line (CPU seconds so far) on stderr after each."""
     t0 = time.process_time()
     scored = []
     for name, train in training_sides():
-        scored.append((name, *scores(train)))
+        scored.append((name, *score(train)))
         print(f"# scored {name} side ({len(train)} texts), {time.process_time() - t0:.0f} CPU-s",
               file=sys.stderr, flush=True)
+    return scored
+
+
+def main() -> None:
+    t0 = time.process_time()
+    scored = score_sides(scores)
     names = list(dict.fromkeys(s[0] for s in scored))
     print(f"{'design':26}" + "".join(f"{n[:20]:>22}" for n in names) + "    mean  fp>fn")
     picks: dict[str, dict[str, list[Setting]]] = {}

@@ -36,8 +36,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 from sklearn.svm import LinearSVC
 
-from bench.c_choice import spam_t
-from bench.threshold_rules import mcc, training_sides
+from bench.c_choice import score_sides, spam_t
+from bench.threshold_rules import mcc
 from training.datasets import Example
 from training.features import PLATT_C, SVM_MAX_ITER, CommentFeatures
 from training.train import FOLD_SEED, kfold_splits
@@ -105,11 +105,7 @@ DESIGNS: dict[str, Design] = {
 
 def main() -> None:
     t0 = time.process_time()
-    scored = []
-    for name, train in training_sides():
-        scored.append((name, *margins(train)))
-        print(f"# scored {name} side ({len(train)} texts), {time.process_time() - t0:.0f} CPU-s",
-              file=sys.stderr, flush=True)
+    scored = score_sides(margins)
     names = list(dict.fromkeys(s[0] for s in scored))
     print(f"{'design':28}" + "".join(f"{n[:20]:>22}" for n in names) + "    mean")
     for label, design in DESIGNS.items():
