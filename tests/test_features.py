@@ -377,7 +377,8 @@ def test_familiar_comments_score_as_the_plain_logistic_regression() -> None:
     from training.train import build_pipeline
 
     texts, labels = zip(*BACKOFF_TRAIN, strict=True)
-    plain = build_pipeline({"backoff": False, "C": 20.0}).fit(list(texts), list(labels))
+    plain = build_pipeline({"backoff": False, "loss": "log", "C": 20.0})
+    plain.fit(list(texts), list(labels))
     pipe: Any = _backoff_pipeline(loss="log", C=20.0)
     probe = ["Check out my prize channel", "I agree with the article", "free vote now"]
     assert pipe.predict_proba(probe)[:, 1] == pytest.approx(plain.predict_proba(probe)[:, 1],
@@ -430,6 +431,13 @@ def test_hinge_loss_is_a_linear_svm_platt_scaled_on_out_of_fold_margins() -> Non
     probe = ["Check out my prize channel", "I agree with the article", "free vote now"]
     expected = expit(a * svm.decision_function(features.transform(probe)[:, :text_end]) + b)
     assert pipe.predict_proba(probe)[:, 1] == pytest.approx(expected, abs=1e-12)
+
+
+def test_a_plain_pipeline_is_only_the_logistic_regression() -> None:
+    from training.train import build_pipeline
+
+    with pytest.raises(ValueError, match="loss 'log'"):
+        build_pipeline({"backoff": False, "loss": "hinge"})
 
 
 def test_backoff_logistic_refuses_an_unknown_loss() -> None:

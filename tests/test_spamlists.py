@@ -170,7 +170,7 @@ def test_a_model_fitted_with_the_legacy_signals_still_scores_and_compiles() -> N
     texts = ["buy cheap pills http://bit.ly/x", "check out my channel",
              "the council vote was close", "thanks for the budget story"] * 5
     labels = [1, 1, 0, 0] * 5
-    pipe = build_pipeline({"backoff": False}).fit(texts, labels)
+    pipe = build_pipeline({"backoff": False, "loss": "log"}).fit(texts, labels)
     features: CommentFeatures = pipe.named_steps["features"]
     # What a model pickled before the list signals (and the backoff) looks like.
     del features.backoff

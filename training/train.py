@@ -62,6 +62,8 @@ BOOTSTRAP_PARAMS: dict[str, Any] = {**DEFAULT_PARAMS, "C": 20.0, "loss": "log"}
 
 def build_pipeline(params: dict[str, Any] | None = None) -> Pipeline:
     p = {**DEFAULT_PARAMS, **(params or {})}
+    if not p["backoff"] and p["loss"] != "log":  # the layout of models before the backoff
+        raise ValueError("backoff False builds the plain logistic regression: loss 'log'")
     features = CommentFeatures(signal_weight=p["signal_weight"], backoff=bool(p["backoff"]))
     clf: Any = (
         BackoffLogistic(C=p["C"], signal_weight=p["signal_weight"], loss=p["loss"])
