@@ -236,3 +236,25 @@ def test_first_train_promote_on_a_fresh_install_passes(tmp_path: Path) -> None:
     result = retrain(None, reg, [PSY], progress=False)
     assert result.gate.passed, result.gate.reasons
     assert "nothing is held out" in result.gate.verdict
+
+
+def test_out_of_core_gate_compares_only_what_the_serving_model_never_saw(
+    sqlite_store: Store, tmp_path: Path
+) -> None:
+    """A trial operator's out-of-core retrain was refused: the bootstrap, fit on the
+    same files, scored their hash hold-out from memory ("1730 comments ... that
+    neither model was fit on", the serving model at 100 %)."""
+    from training.train import bootstrap
+
+    reg = Registry(tmp_path / "models")
+    bootstrap(reg, PSY)
+    alone = retrain(None, reg, [PSY], out_of_core=True, progress=False)
+    assert alone.gate.passed, alone.gate.reasons
+    assert "nothing is held out" in alone.gate.verdict
+    # A site's stored labels are new to the bootstrap: those are compared.
+    seed_weather_labels(sqlite_store)
+    labelled = retrain(sqlite_store, reg, [PSY], out_of_core=True, progress=False)
+    compared = [r for r in labelled.gate.reasons if r.startswith("elsewhere (")]
+    assert compared, labelled.gate.reasons
+    n = int(compared[0].removeprefix("elsewhere (").split()[0])
+    assert 0 < n <= 30 < labelled.summary["test"]  # the held-out labels, not the file's

@@ -141,6 +141,18 @@ def serving_record(registry: Registry, version: str | None) -> TrainedOn | None:
     return trained_on(meta, keys)
 
 
+def new_to(record: TrainedOn, ex: Example) -> bool:
+    """Whether a model with this record was not fit on ``ex``, for an example
+    streamed without its label id: by the record's key digests when at hand; else a
+    stored label is new only to a model that recorded it used none (the bootstrap),
+    and a file's example by the gate-fold rule (:meth:`TrainedOn.saw`)."""
+    if record.keys is not None:
+        return key_digest(ex.key) not in record.keys
+    if ex.source.startswith("labels:"):
+        return record.labels_up_to == 0
+    return not record.saw(ex)
+
+
 def label_weights(examples: Sequence[Example]) -> np.ndarray:
     """Sample weights: stored labels above the data files (see LABEL_SHARE)."""
     is_label = np.array([e.source.startswith("labels") for e in examples])
@@ -439,9 +451,17 @@ def train_out_of_core(
         ) for p in clf.predict_proba(X)[:, 1]]
     thresholds = choose_thresholds([e.label for e in test], probs)
     steps.done()
-    # Streamed: the held-out side is chosen by hash, compared as "elsewhere".
-    gate, serving_probs = _gate(registry, pipeline, thresholds, [], test,
+    # Streamed: the held-out side is chosen by hash, compared as "elsewhere", less
+    # what the serving model was fit on (a bootstrap fit on the same files scored
+    # them from memory, and refused every out-of-core candidate).
+    record = serving_record(registry, registry.current("spam"))
+    new = [i for i, e in enumerate(test) if record is None or new_to(record, e)]
+    unseen = [test[i] for i in new]
+    gate, serving_probs = _gate(registry, pipeline, thresholds, [], unseen,
                                 evaluation_rows(test, probs, thresholds))
+    # The report draws both models on the same comments: those new to both.
+    shown, shown_probs = ((unseen, [probs[i] for i in new]) if serving_probs is not None
+                          else (test, probs))
     steps.done()
     summary = {
         "description": description,
@@ -458,7 +478,7 @@ def train_out_of_core(
         "trainer": "out-of-core",
     }
     result = _finish(
-        registry, pipeline, summary=summary, test=test, probs=probs, thresholds=thresholds,
+        registry, pipeline, summary=summary, test=shown, probs=shown_probs, thresholds=thresholds,
         gate=gate, serving_probs=serving_probs,
         params={**SGD_PARAMS, "n_features": features.n_features},
     )
