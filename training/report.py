@@ -83,16 +83,22 @@ def _plots(
     y_true = np.asarray(y, dtype=int)
     p = np.asarray(candidate, dtype=float)
     fig, ax = plt.subplots(figsize=(5.6, 4.2))
+    drawn = 0
     for name, probs in (("candidate", p), ("serving", serving)):
         if probs is not None and len(set(y_true)) > 1:
             prec, rec, _ = precision_recall_curve(y_true, np.asarray(probs, dtype=float))
             ax.plot(rec, prec, label=name, linewidth=2)
+            drawn += 1
     ax.set_xlabel("recall")
     ax.set_ylabel("precision")
     ax.set_title("precision-recall, held-out labels")
     ax.set_xlim(0, 1.02)
     ax.set_ylim(0, 1.02)
-    ax.legend(loc="lower left")
+    if drawn:
+        ax.legend(loc="lower left")
+    else:  # (matplotlib warned on the operator's terminal of a legend with nothing in it)
+        ax.text(0.5, 0.5, "one class held out:\nno precision-recall curve", ha="center",
+                va="center", transform=ax.transAxes, color="#444")
     fig.tight_layout()
     fig.savefig(out / "report-pr.png", dpi=DPI)
     plt.close(fig)
