@@ -234,3 +234,22 @@ def test_serve_listens_where_its_options_or_commentmod_bind_say(
     from service.cli.main import bind_address
 
     assert bind_address(host, port, environ) == bind
+
+
+def test_train_says_counts_that_add_up() -> None:
+    """A trial operator read "on 7395 examples (...; train 7382, held out 1328)" and
+    could not make the numbers add up: the held-out side includes the gate fold,
+    which the saved model leaves out."""
+    from service.cli.main import training_counts
+
+    summary = {"trainer": "in-memory", "examples": 7395, "folded_duplicates": 631,
+               "train": 7382, "test": 1328, "gate_fold": 1315}
+    assert training_counts(summary) == (
+        "on 7395 distinct examples (631 duplicates folded); the candidate the gate scored "
+        "was fit on 7382 of them; held out for the gate: 13 of the sites' newest labels (in "
+        "the saved model) and 1315 of the data files' gate fold (in neither)")
+    streamed = {"trainer": "out-of-core", "examples": 3000, "folded_duplicates": 2,
+                "train": 2400, "test": 600}
+    assert training_counts(streamed) == (
+        "on 3000 distinct examples (2 duplicates folded): fit on 2400, held out 600 for the "
+        "gate and thresholds")

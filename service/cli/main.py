@@ -254,10 +254,7 @@ def train(
             sys.exit(3)
         return
     s = result.summary
-    click.echo(
-        f"trained {result.version} ({s['trainer']}) on {s['examples']} examples "
-        f"({s['folded_duplicates']} duplicates folded; train {s['train']}, held out {s['test']})"
-    )
+    click.echo(f"trained {result.version} ({s['trainer']}) {training_counts(s)}")
     for source, n in sorted(s["sources"].items()):
         click.echo(f"  {n:>7}  {source}")
     rows = [(f"candidate {k}", m) for k, m in gate.candidate.items()]
@@ -434,6 +431,23 @@ def models_list(obj: Context) -> None:
         kind = model_kind(meta.get("params"))
         click.echo(f"{mark} {meta['version']}  {figures}  {kind + '  ' if kind else ''}"
                    f"{meta.get('created_at', '')}")
+
+
+def training_counts(s: dict[str, Any]) -> str:
+    """How many examples a trainer's summary says went where, in words that add up:
+    in memory, the gate's candidate is fit on ``train`` and scored on ``test`` (the
+    sites' newest labels plus the files' gate fold); the saved model is then fit on
+    ``examples``, the training side and those labels, never the gate fold."""
+    folded = f"{s['folded_duplicates']} duplicates folded"
+    fold = s.get("gate_fold")
+    if s.get("trainer") != "in-memory" or not isinstance(fold, int):
+        return (f"on {s['examples']} distinct examples ({folded}): fit on {s['train']}, "
+                f"held out {s['test']} for the gate and thresholds")
+    labels = s["test"] - fold
+    return (f"on {s['examples']} distinct examples ({folded}); the candidate the gate "
+            f"scored was fit on {s['train']} of them; held out for the gate: {labels} of the "
+            f"sites' newest labels (in the saved model) and {fold} of the data files' gate "
+            f"fold (in neither)")
 
 
 def model_kind(params: Any) -> str:
