@@ -491,3 +491,18 @@ def test_platt_never_reverses_the_svms_direction() -> None:
     assert scale > 0
     assert BackoffLogistic._platt(Backwards(), X, y, w) == (1.0, 0.0)
     assert BackoffLogistic._platt(LinearSVC(), X[:2], y[:2], w[:2]) == (1.0, 0.0)  # no folds
+
+
+def test_a_backoff_model_pickled_before_the_loss_reads_as_the_logistic_regression() -> None:
+    """Models saved before ``loss`` existed have no such attribute: repr, clone and
+    get_params would raise on them (a registry's older versions)."""
+    import pickle
+
+    from sklearn.base import clone
+
+    pipe: Any = _backoff_pipeline(loss="log", C=20.0)
+    clf = pipe.named_steps["clf"]
+    del clf.loss  # as pickled by the code before
+    old = pickle.loads(pickle.dumps(clf))  # noqa: S301 - our own object, round trip
+    assert old.loss == "log" and old.get_params()["loss"] == "log"
+    assert "BackoffLogistic" in repr(old) and clone(old).loss == "log"

@@ -327,6 +327,12 @@ class BackoffLogistic(ClassifierMixin, BaseEstimator):
         self.n_features_in_ = width
         return self
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # A model pickled before ``loss`` existed was a logistic regression; without
+        # the attribute, get_params (repr, clone) would raise on it.
+        state.setdefault("loss", "log")
+        super().__setstate__(state)
+
     def _text_model(self) -> Any:
         if self.loss == "hinge":
             from sklearn.svm import LinearSVC
