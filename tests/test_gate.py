@@ -83,6 +83,12 @@ NONE = Comparison("elsewhere", 0, None, None)
         (cmp("sites", mcc=0.9), cmp("elsewhere", precision_at_discard=float("nan")), True,
          "as good"),  # not comparable: not a veto
         (Comparison("sites", 0, None, None), cmp("elsewhere"), True, "not worse"),
+        # No site label held out (an out-of-core retrain): the refusal says so, and
+        # not "better on the sites' labels", as it did to a trial operator.
+        (Comparison("sites", 0, None, None), cmp("elsewhere", mcc=0.5), False,
+         "refused: no site labels to compare; worse elsewhere beyond the tolerance (mcc)"),
+        (cmp("sites", mcc=0.9), cmp("elsewhere", mcc=0.5), False,
+         "refused: as good on the sites' labels but worse elsewhere"),
         (cmp("sites", mcc=0.9), NONE, True, "as good"),
     ],
 )

@@ -91,6 +91,9 @@ def test_lure_and_list_signals_fire(text: str, name: str) -> None:
         # A prefix as the whole word; an amount with all its digits.
         ("Earn $500 per day: INVESTMENTS, guaranteed", "money_lure",
          ["earn", "$500", "per day", "investments", "guaranteed"]),
+        ("Shoes 90% off, now $1,500", "money_lure", ["90% off", "$1,500"]),
+        # A list's phrase as the comment wrote it, not as the list's tokens read.
+        ("earn $500 a day at bit.ly now", "wp_list", ["earn $500 a day", "bit.ly"]),
         ("Please subscribe to my channel", "action_lure", ["please subscribe", "my channel"]),
         ("cheap viagra and cialis", "adult_lure", ["viagra", "cialis"]),
         ("cheap viagra and cialis", "se_list", ["viagra", "cialis"]),

@@ -302,7 +302,9 @@ def decide_gate(
     if not passed and better_on_sites is False:
         verdict = "refused: worse than the serving model on the sites' own newest labels"
     elif not passed:
-        verdict = (f"refused: better on the sites' labels but worse elsewhere beyond the "
+        on_sites = ("as good on the sites' labels but " if better_on_sites
+                    else "no site labels to compare; ")  # None: nothing held out of them
+        verdict = (f"refused: {on_sites}worse elsewhere beyond the "
                    f"tolerance ({', '.join(worse_elsewhere)})")
     elif better_on_sites:
         verdict = ("promotable: at least as good on the sites' own newest labels and not "

@@ -165,9 +165,12 @@ def phrase_counts(words: Sequence[str]) -> tuple[int, int]:
     return sum(b & 1 for b in hits), sum(b >> 1 for b in hits)
 
 
-def _phrases_found(words: Sequence[str]) -> dict[str, int]:
+def _phrases_found(
+    words: Sequence[str], where: dict[str, tuple[int, int]] | None = None
+) -> dict[str, int]:
     """Each entry of either list among the runs of ``words``, in the order they
-    begin, with its bits (1: ``wp``, 2: ``smoke``)."""
+    begin, with its bits (1: ``wp``, 2: ``smoke``); with ``where``, also the first
+    run of words (start, end) each was found in."""
     index = _phrase_index()
     found: dict[str, int] = {}
     n = len(words)
@@ -178,6 +181,8 @@ def _phrases_found(words: Sequence[str]) -> dict[str, int]:
             continue
         if bits & 3:
             found[gram] = bits & 3
+            if where is not None:
+                where.setdefault(gram, (i, i + 1))
         j, end = i + 1, min(i + MAX_PHRASE_TOKENS, n)
         while bits & _BEGINS and j < end:
             gram = gram + " " + words[j]
@@ -185,6 +190,8 @@ def _phrases_found(words: Sequence[str]) -> dict[str, int]:
             bits = index.get(gram, 0)
             if bits & 3:
                 found[gram] = bits & 3
+                if where is not None:
+                    where.setdefault(gram, (i, j))
     return found
 
 
@@ -538,6 +545,7 @@ MATCHED_SIGNALS = frozenset([*_LURES, *_LIST_BITS, *_HOST_TABLES])
 MATCH_CHARS = 40  # a matched word is shown up to this many characters
 _WORD_REST = re.compile(r"\w*")
 _NUMBER_REST = re.compile(r"[\d.,]*\d|")
+_AMOUNT = frozenset("0123456789.,")
 
 
 def signal_matches(name: str, text: str, hosts: Sequence[str]) -> list[str]:
@@ -547,9 +555,14 @@ def signal_matches(name: str, text: str, hosts: Sequence[str]) -> list[str]:
     hosts, distinct, in the order they occur; [] for any other signal. For a
     reason a moderator reads (:func:`training.text.describe_signal`), never for a score."""
     folded = text.lower()
-    if name in _LIST_BITS:
-        bit = _LIST_BITS[name]
-        return [p for p, bits in _phrases_found(_TOKEN.findall(folded)).items() if bits & bit]
+    if name in _LIST_BITS:  # as the comment wrote it: "earn $500 a day", not "earn 500 a day"
+        bit, tokens = _LIST_BITS[name], list(_TOKEN.finditer(folded))
+        where: dict[str, tuple[int, int]] = {}
+        phrases = _phrases_found([t.group() for t in tokens], where)
+        spans = [where[p] for p, bits in phrases.items() if bits & bit]
+        return list(dict.fromkeys(
+            " ".join(folded[tokens[i].start():tokens[j - 1].end()][:MATCH_CHARS].split())
+            for i, j in spans))
     if name in _HOST_TABLES:
         table = host_table(_HOST_TABLES[name])
         return list(dict.fromkeys(h for h in hosts if host_hits([h], table)))
@@ -561,10 +574,14 @@ def signal_matches(name: str, text: str, hosts: Sequence[str]) -> list[str]:
     for m in words.finditer(lures):
         rest = _WORD_REST.match(lures, m.end(), m.end() + MATCH_CHARS)
         found.append((m.start(), (m.group() + (rest.group() if rest else ""))[:MATCH_CHARS]))
-    for m in anywhere.finditer(folded):  # "$ 5" as the whole amount, "$ 500"
+    for m in anywhere.finditer(folded):  # a whole amount: "$ 500", "90% off"
         rest = _NUMBER_REST.match(folded, m.end(), m.end() + MATCH_CHARS)
         number = rest.group() if rest and m.group()[-1:].isdigit() else ""
-        found.append((m.start(), (m.group() + number)[:MATCH_CHARS]))
+        start = m.start()
+        if m.group()[:1].isdigit():
+            while start > max(m.start() - MATCH_CHARS, 0) and folded[start - 1] in _AMOUNT:
+                start -= 1
+        found.append((start, (folded[start:m.end()] + number)[:MATCH_CHARS]))
     return list(dict.fromkeys(word.strip() for _, word in sorted(found)))
 
 
