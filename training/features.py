@@ -252,6 +252,23 @@ SVM_MAX_ITER = 20_000
 PLATT_C = 1e4
 
 
+def _out_of_fold(model: Any, X: Any, y: np.ndarray, w: np.ndarray,
+                 method: str) -> np.ndarray | None:
+    """``model``'s ``method`` on each row from a clone fit without it, on the folds of
+    ``training.train.kfold_thresholds`` (weighted by ``w``); None where a class has
+    fewer than two examples."""
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+    from training.train import FOLD_SEED, KFOLDS
+
+    k = int(min(KFOLDS, np.bincount(y, minlength=2).min()))
+    if k < 2:
+        return None
+    folds = StratifiedKFold(n_splits=k, shuffle=True, random_state=FOLD_SEED)
+    return np.asarray(cross_val_predict(clone(model), X, y, cv=folds, method=method,
+                                        params={"sample_weight": w}))
+
+
 class BackoffLogistic(ClassifierMixin, BaseEstimator):
     """Two linear models as one, for :class:`CommentFeatures` with ``backoff``: one
     over the text and signal blocks, one (a logistic regression, ``backoff_C``) over
@@ -352,16 +369,10 @@ class BackoffLogistic(ClassifierMixin, BaseEstimator):
         where a class has fewer than two examples or the fit does not rank spam
         higher."""
         from sklearn.linear_model import LogisticRegression
-        from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
-        from training.train import FOLD_SEED, KFOLDS
-
-        k = int(min(KFOLDS, np.bincount(y, minlength=2).min()))
-        if k < 2:
+        margins = _out_of_fold(model, X, y, w, "decision_function")
+        if margins is None:
             return 1.0, 0.0
-        folds = StratifiedKFold(n_splits=k, shuffle=True, random_state=FOLD_SEED)
-        margins = cross_val_predict(clone(model), X, y, cv=folds, method="decision_function",
-                                    params={"sample_weight": w})
         platt = LogisticRegression(C=PLATT_C, class_weight="balanced")
         platt.fit(margins[:, None], y, sample_weight=w)
         slope = float(platt.coef_[0, 0])
@@ -374,18 +385,12 @@ class BackoffLogistic(ClassifierMixin, BaseEstimator):
         """The signals model's spam threshold from its own out-of-fold scores, on the
         folds of ``training.train.kfold_thresholds``; 1.0 (never spam, only unsure)
         where a class has fewer than two examples."""
-        from sklearn.model_selection import StratifiedKFold, cross_val_predict
-
         from training.evaluate import choose_thresholds
-        from training.train import FOLD_SEED, KFOLDS
 
-        k = int(min(KFOLDS, np.bincount(y, minlength=2).min()))
-        if k < 2:
+        oof = _out_of_fold(model, X, y, w, "predict_proba")
+        if oof is None:
             return 1.0
-        folds = StratifiedKFold(n_splits=k, shuffle=True, random_state=FOLD_SEED)
-        oof = cross_val_predict(clone(model), X, y, cv=folds, method="predict_proba",
-                                params={"sample_weight": w})[:, 1]
-        return float(choose_thresholds(y.tolist(), oof.tolist())["spam"])
+        return float(choose_thresholds(y.tolist(), oof[:, 1].tolist())["spam"])
 
     def decision_function(self, X: Any) -> np.ndarray:
         return np.asarray(X @ self.coef_[0]).ravel() + self.intercept_[0]

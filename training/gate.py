@@ -86,6 +86,15 @@ class TrainedOn:
             return True
         return labelled_at <= self.labels_before
 
+    def saw_streamed(self, ex: Example) -> bool:
+        """:meth:`saw` for an example streamed without its label id (the out-of-core
+        trainer): by the key digests when at hand; else a stored label (source
+        ``labels:...``) was seen unless the model recorded it used none (the
+        bootstrap), and a file's example by the gate-fold rule."""
+        if self.keys is None and ex.source.startswith("labels:"):
+            return self.labels_up_to != 0
+        return self.saw(ex)
+
 
 def trained_on(meta: dict[str, Any], keys: set[str] | None = None) -> TrainedOn:
     """Read a model's record (``metadata["trained_on"]``, plus its keys file if at hand)."""

@@ -141,18 +141,6 @@ def serving_record(registry: Registry, version: str | None) -> TrainedOn | None:
     return trained_on(meta, keys)
 
 
-def new_to(record: TrainedOn, ex: Example) -> bool:
-    """Whether a model with this record was not fit on ``ex``, for an example
-    streamed without its label id: by the record's key digests when at hand; else a
-    stored label is new only to a model that recorded it used none (the bootstrap),
-    and a file's example by the gate-fold rule (:meth:`TrainedOn.saw`)."""
-    if record.keys is not None:
-        return key_digest(ex.key) not in record.keys
-    if ex.source.startswith("labels:"):
-        return record.labels_up_to == 0
-    return not record.saw(ex)
-
-
 def label_weights(examples: Sequence[Example]) -> np.ndarray:
     """Sample weights: stored labels above the data files (see LABEL_SHARE)."""
     is_label = np.array([e.source.startswith("labels") for e in examples])
@@ -455,7 +443,7 @@ def train_out_of_core(
     # what the serving model was fit on (a bootstrap fit on the same files scored
     # them from memory, and refused every out-of-core candidate).
     record = serving_record(registry, registry.current("spam"))
-    new = [i for i, e in enumerate(test) if record is None or new_to(record, e)]
+    new = [i for i, e in enumerate(test) if record is None or not record.saw_streamed(e)]
     unseen = [test[i] for i in new]
     gate, serving_probs = _gate(registry, pipeline, thresholds, [], unseen,
                                 evaluation_rows(test, probs, thresholds))
