@@ -156,6 +156,9 @@ def test_describe_feature(name: str, kind: str, words: str) -> None:
     [
         ("word:xurl_cash_now_biz", "cash at www.cash-now.biz now", "a link to www.cash-now.biz"),
         ("word:xurl_cash_now_biz", "cash at https://Cash-Now.biz/x", "a link to cash-now.biz"),
+        # a host with digits reaches the model cut at them: the whole host is named
+        ("word:xurl_casino", "win at http://casino777.example/x", "a link to casino777.example"),
+        ("word:xurl_best_", "see www.best-4u.com", "a link to www.best-4u.com"),
         ("word:visit xurl_cash_now_biz", "visit www.cash-now.biz",
          "the phrase 'visit www.cash-now.biz'"),
         ("signal:exclaim", "great!", "an exclamation mark"),

@@ -92,6 +92,8 @@ def test_lure_and_list_signals_fire(text: str, name: str) -> None:
         ("Earn $500 per day: INVESTMENTS, guaranteed", "money_lure",
          ["earn", "$500", "per day", "investments", "guaranteed"]),
         ("Shoes 90% off, now $1,500", "money_lure", ["90% off", "$1,500"]),
+        # with its scale: a news comment's "$2 million" is not "$2"
+        ("The bridge cost $2 million, or $3 more each", "money_lure", ["$2 million", "$3"]),
         # A list's phrase as the comment wrote it, not as the list's tokens read.
         ("earn $500 a day at bit.ly now", "wp_list", ["earn $500 a day", "bit.ly"]),
         ("Please subscribe to my channel", "action_lure", ["please subscribe", "my channel"]),

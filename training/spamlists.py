@@ -544,7 +544,8 @@ _HOST_TABLES = {"spam_host": "spam_hosts", "shortener_list": "shorteners"}
 MATCHED_SIGNALS = frozenset([*_LURES, *_LIST_BITS, *_HOST_TABLES])
 MATCH_CHARS = 40  # a matched word is shown up to this many characters
 _WORD_REST = re.compile(r"\w*")
-_NUMBER_REST = re.compile(r"[\d.,]*\d|")
+# the rest of an amount, with its scale: "$2 million", "$5k", not "$2"
+_NUMBER_REST = re.compile(r"(?:[\d.,]*\d)?(?: ?(?:thousand|million|billion|trillion|bn|k|m)\b)?")
 _AMOUNT = frozenset("0123456789.,")
 
 
@@ -574,7 +575,7 @@ def signal_matches(name: str, text: str, hosts: Sequence[str]) -> list[str]:
     for m in words.finditer(lures):
         rest = _WORD_REST.match(lures, m.end(), m.end() + MATCH_CHARS)
         found.append((m.start(), (m.group() + (rest.group() if rest else ""))[:MATCH_CHARS]))
-    for m in anywhere.finditer(folded):  # a whole amount: "$ 500", "90% off"
+    for m in anywhere.finditer(folded):  # a whole amount: "$ 500", "90% off", "$2 million"
         rest = _NUMBER_REST.match(folded, m.end(), m.end() + MATCH_CHARS)
         number = rest.group() if rest and m.group()[-1:].isdigit() else ""
         start = m.start()

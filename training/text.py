@@ -507,8 +507,15 @@ def _readable(token: str, hosts: dict[str, str] | None = None) -> str:
     if token == NUMBER_TOKEN:
         return "<number>"
     if token.startswith(HOST_PREFIX):
-        if hosts and token in hosts:
-            return hosts[token]
+        if hosts:
+            if token in hosts:
+                return hosts[token]
+            # A host with digits reaches the model cut at its first one
+            # ("casino777.example" is "xurl_casino", then a number): name the whole
+            # host the comment wrote, not "casino".
+            for key, written in hosts.items():
+                if key.startswith(token):
+                    return written
         return token.removeprefix(HOST_PREFIX).replace("_", ".")
     return token
 
