@@ -12,6 +12,7 @@ from training.datasets import Example, group_folds, shipped_youtube
 from training.evaluate import (
     DISCARD_FLOOR,
     choose_thresholds,
+    format_corpus_report,
     format_report,
     inner_threshold,
     lovo_report,
@@ -43,6 +44,17 @@ def test_metrics_on_a_hand_made_case() -> None:
     assert m["accuracy"] == 0.5 and m["roc_auc"] == 0.75
     decided = metrics([1, 0], [0.2, 0.9], predicted=[1, 0])  # a system's own verdicts win
     assert decided["accuracy"] == 1.0 and decided["roc_auc"] == 0.0
+
+
+def test_a_one_class_corpus_prints_no_mcc_or_precision() -> None:
+    """Ham only (the news comments): MCC, F1, precision and recall are undefined,
+    not 0; the false positives are the figure."""
+    ham = metrics([0, 0, 0], [0.9, 0.1, 0.2])
+    mixed = metrics([1, 0, 0], [0.9, 0.1, 0.2])
+    rows = format_corpus_report({"commentmod": [("news-comments", ham), ("mixed", mixed)]})
+    news, both = rows.splitlines()[2:]
+    assert news.split()[3:10] == ["0", "-", "-", "-", "-", "1", "0"]
+    assert both.split()[4:8] == ["1.0000", "1.0000", "100.00%", "100.00%"]
 
 
 def test_mean_row_averages_rates_and_sums_counts() -> None:

@@ -27,6 +27,9 @@ YOUTUBE_DIR = SHIPPED_DATA / "youtube-spam-collection"
 DISCUSSION_HAM = SHIPPED_DATA / "discussion-ham" / "discussion_ham.csv"
 LINK_HAM = SHIPPED_DATA / "discussion-ham" / "discussion_ham_links.csv"
 SMS_SPAM = SHIPPED_DATA / "sms-spam-collection" / "SMSSpamCollection"
+# Real news-site comments no spam model trains on (the toxicity model scores its
+# spans there, never trains on it): the day-one evaluation's false positives.
+NEWS_COMMENTS = SHIPPED_DATA / "toxicity" / "toxic_spans_tsd_trial.csv.gz"
 # Measurement-only corpora (never shipped, never copied): evaluations that say so
 # read them beside the repository, as ../shared/data/eval-only/<name>/<name>.csv.
 EVAL_ONLY = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "eval-only"
@@ -188,6 +191,18 @@ def shipped_corpora() -> list[tuple[str, list[Example]]]:
     ham = [replace(ex, group="discussion-ham")
            for ex in read_dataset(DISCUSSION_HAM) + read_dataset(LINK_HAM)]
     return [*out, ("sms", sms), ("discussion-ham", ham)]
+
+
+def news_comments() -> list[Example]:
+    """The 690 Civil Comments of the Toxic Spans trial file (CC0), as ham: rude or
+    not, none is spam. Shipped, and in no spam model's training data (the
+    discussion ham samples the Toxic Spans *train* file), so the day-one
+    evaluation counts the false positives a news site would see on them."""
+    import gzip
+
+    with gzip.open(NEWS_COMMENTS, "rt", encoding="utf-8", newline="") as fh:
+        return [Example(Comment(content=row["text"]), 0, NEWS_COMMENTS.name, "news-comments")
+                for row in csv.DictReader(fh) if row["text"].strip()]
 
 
 def eval_only_corpora(root: Path | None = None) -> list[tuple[str, list[Example]]]:

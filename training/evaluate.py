@@ -494,7 +494,9 @@ def dayone_report(
 ) -> dict[str, list[tuple[str, dict[str, Any]]]]:
     """Day one: each system trained once on the shipped data only (less any text
     that occurs in a scored corpus), scored on each corpus; commentmod as the
-    bootstrap trains it (``BOOTSTRAP_PARAMS``)."""
+    bootstrap trains it (``BOOTSTRAP_PARAMS``). Callers add the shipped news
+    comments (:func:`training.datasets.news_comments`, ham only) to ``corpora``
+    for the false positives a news site would see."""
     from training.train import BOOTSTRAP_PARAMS
 
     tests = [(name, _test_side(examples)) for name, examples in corpora]
@@ -526,9 +528,14 @@ def format_corpus_report(report: dict[str, list[tuple[str, dict[str, Any]]]]) ->
             share = f"{m['fp'] / errors:>6.0%}" if errors else f"{'-':>6}"
             dp = m.get("precision_at_discard", float("nan"))
             dp_text = f"{dp:>9.2%}" if dp == dp else f"{'-':>9}"
+            spam = m["tp"] + m["fn"]
+            if 0 < spam < m["n"]:
+                scores = (f"{m['mcc']:>7.4f} {m['f1']:>7.4f} {m['precision']:>7.2%} "
+                          f"{m['recall']:>7.2%}")
+            else:  # one class (the news comments, the discussion ham): only fp/fn mean anything
+                scores = " ".join(f"{'-':>7}" for _ in range(4))
             lines.append(
-                f"{corpus[:24]:24} {system:11} {m['n']:>6} {m['tp'] + m['fn']:>6} "
-                f"{m['mcc']:>7.4f} {m['f1']:>7.4f} {m['precision']:>7.2%} {m['recall']:>7.2%} "
+                f"{corpus[:24]:24} {system:11} {m['n']:>6} {spam:>6} {scores} "
                 f"{m['fp']:>5} {m['fn']:>5} {share} {m.get('discard_n', 0):>5} {dp_text}"
             )
     return "\n".join(lines)
