@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import re
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from service.registry.versions import Registry
 from service.scoring.model import Scorer
 from training.datasets import shipped_base, shipped_youtube
 from training.features import Comment, char_wb_ngrams, describe_feature, model_text
+from training.spamlists import LURE_WORDS
 from training.text import is_stop_phrase
 
 ODD_TEXTS = [
@@ -307,3 +309,32 @@ def test_tables_whose_columns_disagree_are_refused() -> None:
         _table_weights({"terms": ["a", "b"], "idf": [1.0], "coef": [1.0, 2.0]})
     with pytest.raises(ValueError, match="twice"):
         _table_weights({"terms": ["a", "a"], "idf": [1.0, 1.0], "coef": [1.0, 2.0]})
+
+
+RANT = Comment(content=(
+    "The council spent $2 million on a bridge nobody asked for, and now the income tax "
+    "goes up again. " + "Every year they tell us the budget is tight and the roads get worse. " * 8
+    + "Where do our dollars go?"))
+
+
+def test_a_model_fitted_before_the_lure_share_scores_as_it_was_judged(scorer: Scorer) -> None:
+    """A pipeline pickled before the list and lure signals were read as a share of the
+    text (no ``lure_words_``), its compiled tables and tables of format 2 (no
+    ``lure_words``) score with plain counts, as when the model was fitted and gated;
+    a model fitted now reads the share."""
+    old = copy.deepcopy(scorer.model.pipeline)
+    del old.named_steps["features"].lure_words_
+    assert old.named_steps["features"].fitted_lure_words() == 0
+    lean_old = compile_pipeline(old)
+    lean_new = compile_pipeline(scorer.model.pipeline)
+    assert lean_old is not None and lean_new is not None
+    assert (lean_old.lure_words, lean_new.lure_words) == (0, LURE_WORDS)
+    tables = lean_old.to_tables()
+    del tables["lure_words"]
+    format_2 = LeanScorer.from_tables({**tables, "format": 2})
+    items = [*comments(), RANT]
+    for pipeline, lean in ((old, lean_old), (old, format_2), (scorer.model.pipeline, lean_new)):
+        expected = pipeline.predict_proba(items)[:, 1]
+        assert max(abs(lean.probability(c) - float(p))
+                   for c, p in zip(items, expected, strict=True)) < 1e-9
+    assert lean_new.margin(RANT) < lean_old.margin(RANT)  # the rant's lures are diluted

@@ -18,6 +18,7 @@ from training import spamlists
 from training.datasets import shipped_corpora
 from training.features import CommentFeatures
 from training.listcheck import ham_hits
+from training.spamlists import LURE_WORDS, list_signals, tokens
 from training.text import LEGACY_SIGNALS, SIGNAL_INDEX, SIGNALS, Comment, signal_vector
 from training.train import build_pipeline
 
@@ -346,3 +347,20 @@ def test_one_scan_for_both_phrase_lists_counts_what_each_list_counts() -> None:
                                          for w in e.split(" ")} | {"the", "a"})), max_size=20))
 def test_phrase_scan_agrees_on_generated_word_runs(words: list[str]) -> None:
     assert spamlists.phrase_counts(words) == _phrase_reference(words)
+
+
+def test_lures_count_as_a_share_of_a_long_text() -> None:
+    """Three money words saturate the money lure in a short promotion, not in a
+    long comment that talks about money; ``lure_words=0`` reads plain counts, as
+    models fitted before the share did."""
+    promo = "Earn $500 per day, guaranteed income from home"
+    rant = ("The council spent $2 million of our income tax dollars on it. "
+            + "The roads are worse every year and nobody answers for it. " * 10)
+    assert list_signals(promo, [])["money_lure"] == 1.0
+    n = len(tokens(rant))
+    assert n > 3 * LURE_WORDS
+    assert list_signals(rant, [])["money_lure"] == pytest.approx(3 / (n / LURE_WORDS))
+    assert list_signals(rant, [], lure_words=0)["money_lure"] == 1.0
+    # up to LURE_WORDS x the saturation count of words, nothing changes
+    short = "win a prize, claim your cash prize now at our casino"
+    assert list_signals(short, []) == list_signals(short, [], lure_words=0)

@@ -71,7 +71,9 @@ def test_out_of_fold_metrics_are_held_out_figures() -> None:
     pipe, thresholds, held_out = fit_with_thresholds(unique)
     probs = pipe.predict_proba([e.comment for e in unique])[:, 1]
     memorised = metrics([e.label for e in unique], probs.tolist(), thresholds["spam"])
-    assert memorised["mcc"] > 0.9
+    # By rank, not at the threshold: chosen on noise, the threshold is noise too (it
+    # may call nothing spam, where the model still ranks every text it was fit on).
+    assert memorised["roc_auc"] > 0.95
     assert abs(held_out["mcc"]) < 0.25 and 0.35 < held_out["roc_auc"] < 0.65
 
 

@@ -20,6 +20,7 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin, clone
 from sklearn.feature_extraction.text import TfidfVectorizer
 
+from training.spamlists import LURE_WORDS
 from training.text import BACKOFF_GATE, BACKOFF_PREFIX, BACKOFF_SHARE, text_words
 from training.text import (  # re-exported: training code imports them from here
     COMMENT_FIELDS as COMMENT_FIELDS,
@@ -151,6 +152,7 @@ class CommentFeatures(TransformerMixin, BaseEstimator):
                 dtype=np.float64,
             ).fit(texts)
         self.signal_names_ = [s.name for s in SIGNALS]
+        self.lure_words_ = LURE_WORDS
         self.n_word_ = len(self.word_.vocabulary_)
         self.n_char_ = len(self.char_.vocabulary_) if self.char_ is not None else 0
         return self
@@ -163,7 +165,8 @@ class CommentFeatures(TransformerMixin, BaseEstimator):
             blocks.append(self.char_.transform(texts))
         dense = np.zeros((len(comments), 0))
         if self.use_signals:
-            dense = np.array([signal_vector(c) for c in comments], dtype=np.float64)
+            lure_words = self.fitted_lure_words()
+            dense = np.array([signal_vector(c, lure_words) for c in comments], dtype=np.float64)
             dense = dense.reshape(len(comments), len(SIGNALS))
             names = self.fitted_signals()
             if len(names) != len(SIGNALS):  # fitted with fewer signals than this code has
@@ -188,6 +191,12 @@ class CommentFeatures(TransformerMixin, BaseEstimator):
     def fitted_signals(self) -> list[str]:
         """The hand-made signals this transformer was fitted with, in column order."""
         return list(getattr(self, "signal_names_", LEGACY_SIGNALS))
+
+    def fitted_lure_words(self) -> int:
+        """How the list and lure signals were read when it was fitted
+        (:data:`training.spamlists.LURE_WORDS`; 0, plain counts, for a transformer
+        pickled before the share existed): a model keeps scoring as it was judged."""
+        return int(getattr(self, "lure_words_", 0))
 
     # joblib unpickles with the pure-Python Unpickler: a vocabulary of 100k terms
     # as a dict takes seconds to load, as one string and one array milliseconds.

@@ -29,6 +29,7 @@ from training.features import (
     normalise_text,
     signal_vector,
 )
+from training.spamlists import LURE_WORDS
 
 HASHED = "hashed"
 
@@ -58,6 +59,7 @@ class HashedFeatures(TransformerMixin, BaseEstimator):
     def fit(self, X: Iterable[Any], y: Any = None) -> HashedFeatures:
         # Nothing to learn, which is the point; only which signals it computes.
         self.signal_names_ = [s.name for s in SIGNALS]
+        self.lure_words_ = LURE_WORDS
         return self
 
     def fitted_signals(self) -> list[str]:
@@ -65,10 +67,15 @@ class HashedFeatures(TransformerMixin, BaseEstimator):
         and lure signals recorded none and used the legacy ones)."""
         return list(getattr(self, "signal_names_", LEGACY_SIGNALS))
 
+    def fitted_lure_words(self) -> int:
+        """As :meth:`training.features.CommentFeatures.fitted_lure_words`."""
+        return int(getattr(self, "lure_words_", 0))
+
     def transform(self, X: Iterable[Any]) -> sp.csr_matrix:
         comments = [_as_comment(c) for c in X]
         words = self._vectorizer().transform([normalise_text(c.content) for c in comments])
-        dense = np.array([signal_vector(c) for c in comments], dtype=np.float64)
+        lure_words = self.fitted_lure_words()
+        dense = np.array([signal_vector(c, lure_words) for c in comments], dtype=np.float64)
         dense = dense.reshape(len(comments), len(SIGNALS))
         names = self.fitted_signals()
         if len(names) != len(SIGNALS):

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
-from training.spamlists import MATCHED_SIGNALS, list_signals, signal_matches
+from training.spamlists import LURE_WORDS, MATCHED_SIGNALS, list_signals, signal_matches
 
 # --- the comment record ------------------------------------------------------
 
@@ -436,8 +436,9 @@ def _mixed_script(text: str) -> bool:
     )
 
 
-def signal_vector(comment: Comment) -> list[float]:
-    """Hand-made features of one comment, each in [0, 1].
+def signal_vector(comment: Comment, lure_words: int = LURE_WORDS) -> list[float]:
+    """Hand-made features of one comment, each in [0, 1]; ``lure_words`` as the
+    model was fitted (:data:`training.spamlists.LURE_WORDS`, 0 before it).
 
     Length only counts as "very short": a continuous length (and, measured,
     indicators for 60-300 and over 300 characters) got large spam weights from
@@ -487,7 +488,7 @@ def signal_vector(comment: Comment) -> list[float]:
         "html": float(bool(_HTML.search(raw))),
         "fast_reply": float(fast),
         "flood": min(math.log1p(max(comment.flood_count - 1, 0)) / math.log1p(50), 1.0),
-        **list_signals(text, domains),
+        **list_signals(text, domains, lure_words),
     }
     return [values[s.name] for s in SIGNALS]
 

@@ -39,10 +39,11 @@ from training.text import (
 )
 
 # Version of the tables' layout (to_tables / from_tables). 2 added the backoff
-# model; tables of format 1 (no backoff) still load, and code that reads only 1
-# refuses format 2 rather than score without the backoff.
-TABLES_FORMAT = 2
-READABLE_FORMATS = frozenset({1, 2})
+# model, 3 how the list and lure signals are read (``lure_words``, 0 in 1 and 2);
+# older tables still load, and code that reads only older ones refuses a newer
+# format rather than score it otherwise than it was judged.
+TABLES_FORMAT = 3
+READABLE_FORMATS = frozenset({1, 2, 3})
 
 # Words whose known char n-grams (and word: key) each compiled model remembers:
 # common words recur across comments. Full, the two memos took about 3 MB with
@@ -338,8 +339,12 @@ class LeanScorer:
         signal_coef: list[float] | None,
         intercept: float,
         backoff: tuple[list[float], float, float, float] | None = None,
+        lure_words: int = 0,
     ) -> None:
         self.word = word
+        # How the list and lure signals are read: as the model was fitted
+        # (training.spamlists.LURE_WORDS; 0, plain counts, in tables from before it).
+        self.lure_words = lure_words
         self.char = char
         self.signal_coef = signal_coef
         self.intercept = intercept
@@ -365,7 +370,8 @@ class LeanScorer:
     def _backoff_margin(self, comment: Comment, explain: dict[str, float] | None) -> float:
         """The signals model's log-odds, added in the order scikit-learn's row is."""
         total = self.intercept
-        for signal, value, coef in zip(SIGNALS, signal_vector(comment), self.backoff_coef or (),
+        for signal, value, coef in zip(SIGNALS, signal_vector(comment, self.lure_words),
+                                       self.backoff_coef or (),
                                        strict=True):
             if value:
                 contribution = value * coef
@@ -421,7 +427,7 @@ class LeanScorer:
         if self.signal_coef is None:
             return total
         for signal, value, coef in zip(
-            SIGNALS, signal_vector(comment), self.signal_coef, strict=True
+            SIGNALS, signal_vector(comment, self.lure_words), self.signal_coef, strict=True
         ):
             if value:
                 contribution = value * coef
@@ -442,6 +448,7 @@ class LeanScorer:
             "intercept": self.intercept,
             "signals": [s.name for s in SIGNALS] if self.signal_coef is not None else None,
             "signal_coef": self.signal_coef,
+            "lure_words": self.lure_words,
             "backoff": None if self.backoff_coef is None else {
                 "coef": self.backoff_coef, "shift": self.backoff_shift,
                 "share": self.backoff_share, "spam": self.backoff_spam,
@@ -484,7 +491,7 @@ class LeanScorer:
             [float(x) for x in b["coef"]], float(b["shift"]), float(b["share"]),
             float(b["spam"]))
         return cls(word, char, None if signal_coef is None else [float(x) for x in signal_coef],
-                   float(tables["intercept"]), backoff)
+                   float(tables["intercept"]), backoff, int(tables.get("lure_words", 0)))
 
 
 def sigmoid(margin: float) -> float:
@@ -539,4 +546,5 @@ def compile_pipeline(pipeline: Any, memo_size: int = WORD_MEMO_SIZE) -> LeanScor
                    float(clf.spam_threshold_))
     word_block = _word_block(_weights(word, row, 0), word.token_pattern,
                              (word.ngram_range[0], word.ngram_range[1]), bool(word.sublinear_tf))
-    return LeanScorer(word_block, char_block, signal_coef, float(clf.intercept_[0]), backoff)
+    return LeanScorer(word_block, char_block, signal_coef, float(clf.intercept_[0]), backoff,
+                      features.fitted_lure_words())
