@@ -226,6 +226,28 @@ def test_feedback_invalidates_in_every_worker(make_app: Callable[..., Flask],
     assert check(worker_a, SPAM)["cached"] is True  # re-scored verdict is cached again
 
 
+def test_a_label_on_another_database_is_not_heard(make_app: Callable[..., Flask],
+                                                  redis_url: str) -> None:
+    """Two services on one Redis server, each on its own database: pub/sub ignores
+    databases, so the invalidation channel carries the database's number."""
+    other_url = redis_url.rsplit("/", 1)[0] + "/7"  # no test's own database
+    other = redis.Redis.from_url(other_url)
+    other.flushdb()
+    try:
+        app_a = make_app(redis_url=other_url, label_memory_size=0)
+        worker_b = make_app(redis_url=redis_url, label_memory_size=0).test_client()
+        guid = check(app_a.test_client(), SPAM)["guid"]
+        check(worker_b, SPAM)
+        assert len(res_of(worker_b.application).cache.local) == 1
+        record_feedback(res_of(app_a), label="ham", source="moderator", actor="t",
+                        site_id=None, guid=guid)
+        time.sleep(0.5)  # well past the sync lag that test_feedback_invalidates... waits
+        assert len(res_of(worker_b.application).cache.local) == 1  # not b's database
+    finally:
+        other.flushdb()
+        other.close()
+
+
 def wait_until_heard(*workers: Resources, seconds: float = 2.0) -> None:
     """Until every worker's local tier has dropped what a label invalidated."""
     deadline = time.monotonic() + seconds

@@ -6,8 +6,9 @@ import threading
 import time
 
 import pytest
+import redis
 
-from service.registry.notify import Subscriber, publish
+from service.registry.notify import CHANNEL, Subscriber, publish, scoped_channel
 
 
 @pytest.mark.redis
@@ -28,6 +29,31 @@ def test_a_notice_reaches_the_subscriber(redis_url: str) -> None:
         assert got == ["spam"]
     finally:
         sub.stop()
+
+
+@pytest.mark.redis
+def test_a_notice_stays_on_its_database(redis_url: str) -> None:
+    """Pub/sub ignores Redis's numbered databases: a service on another database of
+    the same server must not hear this one's notices (database 7: no test's own)."""
+    got: list[str] = []
+    sub = Subscriber(redis_url, got.append)
+    sub.start()
+    try:
+        assert sub.connected.wait(5)
+        other = redis_url.rsplit("/", 1)[0] + "/7"
+        assert publish(other, "spam")
+        time.sleep(0.5)
+        assert got == []
+        assert publish(redis_url, "toxicity")
+        deadline = time.monotonic() + 5
+        while not got and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert got == ["toxicity"]
+    finally:
+        sub.stop()
+    # database 0 keeps the name releases before this one used
+    assert scoped_channel(CHANNEL, redis.Redis(db=0)) == CHANNEL
+    assert scoped_channel(CHANNEL, redis.Redis.from_url(other)) == CHANNEL + "@7"
 
 
 def test_a_dead_redis_costs_little_and_raises_nothing() -> None:

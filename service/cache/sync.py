@@ -31,6 +31,7 @@ from collections.abc import Callable
 import redis
 
 from service.cache import keys
+from service.registry.notify import scoped_channel
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +107,7 @@ class CacheSync:
         )
         pubsub = client.pubsub()
         try:
-            pubsub.subscribe(keys.INVALIDATE_CHANNEL)
+            pubsub.subscribe(scoped_channel(keys.INVALIDATE_CHANNEL, client))
             deadline = time.monotonic() + 5.0
             while not self._stop.is_set():  # the confirmation, before anything is trusted
                 message = pubsub.get_message(timeout=0.5)

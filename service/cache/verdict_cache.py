@@ -51,6 +51,7 @@ from service.cache import flood, keys
 from service.cache.redis_client import RedisGate, Script
 from service.cache.sync import CacheSync
 from service.config import Settings
+from service.registry.notify import scoped_channel
 from service.resources import Resources
 from service.scoring.model import Reason, Scorer
 from service.scoring.verdicts import DEFAULT_RULES, Outcome, Rule, Verdict, score_comments
@@ -622,7 +623,8 @@ class VerdictCache:
             pipe = client.pipeline(transaction=False)
             pipe.incr(keys.generation(fields))
             pipe.expire(keys.generation(fields), ttl)
-            pipe.publish(keys.INVALIDATE_CHANNEL, fields)  # every worker's sync thread
+            # every worker's sync thread, on this database only
+            pipe.publish(scoped_channel(keys.INVALIDATE_CHANNEL, client), fields)
             pipe.execute()
 
         self.gate.call(run, op="cache.invalidate")

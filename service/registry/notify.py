@@ -24,6 +24,16 @@ import redis
 log = logging.getLogger(__name__)
 
 CHANNEL = "commentmod:models"  # pub/sub channel; messages are the family name, no TTL
+
+
+def scoped_channel(base: str, client: redis.Redis) -> str:
+    """``base`` for the database ``client`` uses. Redis pub/sub ignores the numbered
+    databases: two services on one Redis server, each on its own database (staging
+    beside production, or several sites), heard each other's model notices and label
+    invalidations. Database 0 keeps the plain name, so workers of an older release
+    on it still hear a newer one while it rolls out."""
+    db = int(client.get_connection_kwargs().get("db") or 0)
+    return base if db == 0 else f"{base}@{db}"
 RECONNECT_SECONDS = 2.0
 LISTEN_TIMEOUT_SECONDS = 1.0
 
@@ -45,7 +55,7 @@ def publish(url: str, family: str, timeout: float = 1.0) -> bool:
         return False
     client = _client(url, timeout)
     try:
-        client.publish(CHANNEL, family)
+        client.publish(scoped_channel(CHANNEL, client), family)
         return True
     except redis.RedisError as exc:
         log.warning("model.notify_failed", extra={"error": str(exc)})
@@ -84,7 +94,7 @@ class Subscriber:
         client = _client(self.url, LISTEN_TIMEOUT_SECONDS + 4)
         pubsub = client.pubsub(ignore_subscribe_messages=True)
         try:
-            pubsub.subscribe(CHANNEL)
+            pubsub.subscribe(scoped_channel(CHANNEL, client))
             self.connected.set()
             while not self._stop.is_set():
                 message = pubsub.get_message(timeout=LISTEN_TIMEOUT_SECONDS)
