@@ -143,6 +143,8 @@ def test_digits_of_a_link_path_are_not_the_text_digits() -> None:
         ("word:xnumx xnumx", "token", "the phrase '<number> <number>'"),
         ("word:xurl_bit_ly xurlx", "token", "the phrase 'bit.ly <link>'"),
         ("word:don't", "token", "the word 'don't'"),
+        ("word:$", "token", "the sign '$'"),  # of "$20": the number is cut out
+        ("word:p", "token", "the letter 'p'"),  # of "6p"
         ("signal:shortener", "feature", "a link to a URL shortener"),
         ("char:chan", "token", "the letters 'chan'"),
     ],
@@ -222,9 +224,9 @@ def test_features_with_one_description_are_summed_before_the_floor() -> None:
         {"word:xurlx": 0.03, "word:hi": 0.2, "signal:has_link": 0.03, "word:a": -0.01}, 5
     )
     assert reasons == [("token", "the word 'hi'", 0.2), ("feature", "contains a link", 0.06)]
-    assert top_reasons({"word:x": 0.3, "word:y": -0.3, "word:z": 0.3}, 2) == [
-        ("token", "the word 'x'", 0.3),
-        ("token", "the word 'y'", -0.3),
+    assert top_reasons({"word:xa": 0.3, "word:ya": -0.3, "word:za": 0.3}, 2) == [
+        ("token", "the word 'xa'", 0.3),
+        ("token", "the word 'ya'", -0.3),
     ]
 
 

@@ -631,6 +631,12 @@ def describe_feature(name: str, comment: Comment | None = None) -> tuple[str, st
         if " " not in value:  # one token, and no placeholder but a link's host
             if value.startswith(HOST_PREFIX):
                 return "feature", f"a link to {_readable(value, hosts)}"
+            # "$" of "$20" and "p" of "6p" are the model's words (numbers are cut
+            # out), not a reader's: name them for what they are.
+            if not any(map(str.isalnum, value)):
+                return "token", f"the sign '{value}'"
+            if len(value) == 1:
+                return "token", f"the letter '{value}'"
             return "token", f"the word '{value}'"
         words = " ".join(_readable(w, hosts) for w in value.split(" "))
         return "token", f"the phrase '{words}'"
