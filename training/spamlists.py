@@ -525,6 +525,11 @@ def word_repetition(words: Sequence[str]) -> float:
 LURE_WORDS = 15
 
 
+def _scaled(hits: int, saturation: float, share: float) -> float:
+    """A signal's value: ``hits`` over its saturating count or the text's share."""
+    return min(hits / max(saturation, share), 1.0)
+
+
 def list_signals(text: str, hosts: Sequence[str], lure_words: int = LURE_WORDS) -> dict[str, float]:
     """The list and lure signals of a comment, each in [0, 1].
 
@@ -537,19 +542,15 @@ def list_signals(text: str, hosts: Sequence[str], lure_words: int = LURE_WORDS) 
     wp, smoke = phrase_counts(words)
     lures = lure_text(folded)
     share = len(words) / lure_words if lure_words > 0 else 0.0
-
-    def scaled(hits: int, saturation: float) -> float:
-        return min(hits / max(saturation, share), 1.0)
-
     return {
-        "wp_list": scaled(wp, 3.0),
-        "se_list": scaled(smoke, 2.0),
+        "wp_list": _scaled(wp, 3.0, share),
+        "se_list": _scaled(smoke, 2.0, share),
         "spam_host": float(host_hits(hosts, host_table("spam_hosts")) > 0),
         "shortener_list": float(host_hits(hosts, host_table("shorteners")) > 0),
-        "contact_lure": scaled(_count(CONTACT, folded, lures), 2.0),
-        "money_lure": scaled(_count(MONEY, folded, lures), 3.0),
-        "action_lure": scaled(_count(ACTION, folded, lures), 2.0),
-        "adult_lure": scaled(_count(ADULT, folded, lures), 2.0),
+        "contact_lure": _scaled(_count(CONTACT, folded, lures), 2.0, share),
+        "money_lure": _scaled(_count(MONEY, folded, lures), 3.0, share),
+        "action_lure": _scaled(_count(ACTION, folded, lures), 2.0, share),
+        "adult_lure": _scaled(_count(ADULT, folded, lures), 2.0, share),
         "script_mix": script_mix(text),
         "word_repeat": word_repetition(words),
     }
